@@ -1,0 +1,129 @@
+"""CocoPoseDataModule: COCO-layout keypoint data for Lightning (train / val loaders, DDP-ready)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from centerpose.keypoints import COCO_PERSON, KeypointSpec
+
+COCO_HELP = (
+    "Expected the COCO 2017 keypoint layout:\n"
+    "  {root}/annotations/person_keypoints_train2017.json\n"
+    "  {root}/annotations/person_keypoints_val2017.json\n"
+    "  {root}/train2017/*.jpg  {root}/val2017/*.jpg\n"
+    "Get COCO from https://cocodataset.org/#download (2017 Train/Val images and 2017 Train/Val "
+    "annotations), unpack it there or point `data.root=` at it. Without a dataset, try `data=synthetic` "
+    "(the package writes a small one itself)."
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset files a run needs are missing; the message lists what was looked for."""
+
+
+def coco_split_paths(root: str | Path, split: str) -> tuple[Path, Path]:
+    """``(image_dir, ann_file)`` of ``split`` ('train' or 'val') under a COCO-layout ``root``."""
+    root = Path(root)
+    return root / f"{split}2017", root / "annotations" / f"person_keypoints_{split}2017.json"
+
+
+def check_coco_layout(root: str | Path, splits: tuple[str, ...] = ("train", "val")) -> None:
+    """Raise :class:`DatasetNotFoundError` naming every missing path of ``splits`` under ``root``."""
+    missing = [str(p) for split in splits for p in coco_split_paths(root, split) if not p.exists()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"COCO keypoint data not found under '{root}'. Missing:\n  " + "\n  ".join(missing)
+            + "\n" + COCO_HELP.format(root=root))
+
+
+class CocoPoseDataModule(pl.LightningDataModule):
+    """Train and val loaders over a COCO-layout person-keypoints dataset.
+
+    Training uses the original's image filter (images with at least one annotation) and augmentation;
+    validation uses every image of the val json with the original's test-time geometry. Lightning adds
+    the distributed samplers under DDP.
+
+    Args:
+        root: dataset root with ``annotations/`` and ``{train,val}2017/``.
+        batch_size: per-device training batch size.
+        val_batch_size: per-device validation batch size.
+        num_workers, pin_memory, persistent_workers: DataLoader settings.
+        keypoints: skeleton description (flip pairs for the flip augmentation, number of joints).
+        input_size, down_ratio, max_objs: the original's 512 / 4 / 32.
+        train_options: extra keyword arguments for the training :class:`CocoPoseDataset`
+            (augmentation switches, extra albumentations transforms, RNG mode).
+        synthetic: if given, ``root`` is filled with :func:`centerpose.data.synthetic.ensure_synthetic_coco`
+            using these keyword arguments before loading (the package's embedded default dataset).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int = 32,
+        val_batch_size: int = 1,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        keypoints: KeypointSpec = COCO_PERSON,
+        input_size: int = 512,
+        down_ratio: int = 4,
+        max_objs: int = 32,
+        train_options: dict[str, Any] | None = None,
+        synthetic: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.keypoints = keypoints
+        self.common = dict(input_size=input_size, down_ratio=down_ratio, max_objs=max_objs, keypoints=keypoints)
+        self.train_options = dict(train_options or {})
+        self.synthetic = synthetic
+        self.train_set = None
+        self.val_set = None
+
+    def prepare_data(self) -> None:
+        # Runs on one process per node before setup(): the place to write the synthetic dataset.
+        if self.synthetic is not None:
+            from centerpose.data.synthetic import ensure_synthetic_coco
+
+            ensure_synthetic_coco(self.root, **self.synthetic)
+
+    def setup(self, stage: str | None = None) -> None:
+        from centerpose.data.coco import CocoPoseDataset
+
+        if stage in (None, "fit") and self.train_set is None:
+            check_coco_layout(self.root, ("train", "val"))
+            image_dir, ann_file = coco_split_paths(self.root, "train")
+            self.train_set = CocoPoseDataset(image_dir, ann_file, train=True, augment=True,
+                                             **self.common, **self.train_options)
+        if stage in (None, "fit", "validate", "test") and self.val_set is None:
+            check_coco_layout(self.root, ("val",))
+            image_dir, ann_file = coco_split_paths(self.root, "val")
+            self.val_set = CocoPoseDataset(image_dir, ann_file, train=False, augment=False, **self.common)
+
+    def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=self.num_workers,
+            pin_memory=self.pin_memory, persistent_workers=self.persistent_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.val_batch_size, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    @property
+    def val_ann_file(self) -> Path:
+        return coco_split_paths(self.root, "val")[1]

@@ -1,0 +1,131 @@
+"""CenterPoseModule: the LightningModule that trains and validates a CenterNet pose network."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from centerpose.keypoints import COCO_PERSON, KeypointSpec
+
+
+class CenterPoseModule(pl.LightningModule):
+    """Network + loss + optimisation recipe of the original CenterNet ``multi_pose`` task.
+
+    The learning rate follows the original's linear rule: ``lr = base_lr * global_batch / base_batch_size``
+    with ``global_batch = batch_size * world_size`` (5e-4 per 128 images for DLA/ResNet, 2.5e-4 per 24
+    for Hourglass), unless ``lr`` is given explicitly.
+
+    Args:
+        net: the network; ``net(x: (B, 3, H, W))`` returns a list (one entry per stack) of dicts of raw
+            head maps ``(B, C, H/4, W/4)``.
+        loss: ``loss(outputs, batch) -> (total, stats)`` (e.g. :class:`centerpose.losses.PoseLoss`).
+        optimizer: partial optimizer constructor, completed with ``params`` and ``lr``.
+        scheduler: partial LR-scheduler constructor (completed with ``optimizer``), stepped per epoch.
+        base_lr: learning rate at ``base_batch_size``.
+        base_batch_size: global batch the base LR belongs to.
+        batch_size: per-device batch size (the data module's).
+        lr: explicit learning rate; overrides the linear rule.
+        keypoints: the skeleton the heads were built for.
+        evaluator: optional validation evaluator with ``reset()``, ``process(outputs, batch)`` and
+            ``compute() -> dict[str, float]`` (COCO keypoint AP); metrics are logged as ``val/<name>``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        base_lr: float = 5e-4,
+        base_batch_size: int = 128,
+        batch_size: int = 32,
+        lr: float | None = None,
+        keypoints: KeypointSpec = COCO_PERSON,
+        evaluator: Any | None = None,
+    ) -> None:
+        super().__init__()
+        # Only plain values go into hparams: checkpoints must stay loadable with weights_only=True.
+        self.save_hyperparameters(logger=False, ignore=["net", "loss", "optimizer", "scheduler", "keypoints",
+                                                        "evaluator"])
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.keypoints = keypoints
+        self.evaluator = evaluator
+        # Set by the entry point: the resolved run config, stored in every checkpoint so that
+        # `Predictor.from_checkpoint` can rebuild the network without Hydra.
+        self.run_config: dict | None = None
+
+    def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return self.net(x)
+
+    # ------------------------------------------------------------------ optimisation
+    def learning_rate(self) -> float:
+        """The LR this run uses: explicit ``lr``, else the linear rule from the global batch."""
+        if self.hparams.lr is not None:
+            return float(self.hparams.lr)
+        world = self.trainer.world_size if self._trainer is not None else 1
+        global_batch = self.hparams.batch_size * world
+        return float(self.hparams.base_lr) * global_batch / float(self.hparams.base_batch_size)
+
+    def configure_optimizers(self) -> dict:
+        lr = self.learning_rate()
+        optimizer = self.optimizer_factory(params=self.parameters(), lr=lr)
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_fit_start(self) -> None:
+        world = self.trainer.world_size
+        self.print(f"[centerpose] lr {self.learning_rate():.6g} for global batch "
+                   f"{self.hparams.batch_size} x {world} = {self.hparams.batch_size * world} "
+                   f"(base {self.hparams.base_lr:g} @ {self.hparams.base_batch_size})")
+
+    # ------------------------------------------------------------------ steps
+    def _shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+        outputs = self.net(batch["input"])
+        loss, stats = self.loss(outputs, batch)
+        on_step = stage == "train"
+        self.log_dict(
+            {f"{stage}/{name}": value for name, value in stats.items()},
+            on_step=on_step, on_epoch=True, prog_bar=False, sync_dist=not on_step,
+            batch_size=batch["input"].shape[0],
+        )
+        self.log(f"{stage}/loss", stats["loss"], on_step=on_step, on_epoch=True, prog_bar=True,
+                 sync_dist=not on_step, batch_size=batch["input"].shape[0])
+        return loss, outputs
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, _ = self._shared_step(batch, "train")
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.reset()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        _, outputs = self._shared_step(batch, "val")
+        if self.evaluator is not None:
+            self.evaluator.process(self, outputs, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.evaluator is None or self.trainer.sanity_checking:
+            return
+        metrics = self.evaluator.compute(self.trainer)
+        if metrics:
+            # Rank 0 computed them; every rank logs the same values.
+            self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=False,
+                          rank_zero_only=False)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.run_config is not None:
+            checkpoint["centerpose_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.run_config = checkpoint.get("centerpose_config", self.run_config)

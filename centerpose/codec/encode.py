@@ -1,0 +1,203 @@
+"""Training targets of one sample: centre heatmap, box size, offsets, joint offsets and joint heatmaps.
+
+A pure function of the annotations and the sample's affine maps, reproducing the original's
+float32 pipeline and quirks (METHOD §1.4): clip to O − 1 (D6), truncation (D7), float32
+intermediates (D8), first ``max_objs`` only (D9), degenerate boxes skipped (D10), zero-keypoint
+and crowd people as heatmap positives with ``reg_mask`` 0 (D3, D11), rotation side effects (D4).
+Everything except ``dense_hp`` is vectorised over people and joints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from centerpose.codec.gaussian import draw_gaussian, draw_gaussians, gaussian_kernel, radius_from_box
+from centerpose.keypoints import COCO_PERSON, KeypointSpec
+
+# The marker the original writes at zero-keypoint centres and over the whole hm when rotated.
+_IGNORE_PEAK = np.float32(0.9999)
+
+
+def coco_boxes_to_xyxy(bboxes_xywh) -> np.ndarray:
+    """COCO ``bbox`` (x, y, w, h) → float32 (x1, y1, x2, y2); sums in float64, as the original.
+
+    Args:
+        bboxes_xywh: (n, 4) numbers.
+
+    Returns:
+        (n, 4) float32.
+    """
+    b = np.asarray(bboxes_xywh, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1).astype(np.float32)
+
+
+def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: np.ndarray,
+                        trans_output_rot: np.ndarray, *, flipped: bool = False, image_width: int | None = None,
+                        rot: float = 0.0, output_size: int = 128, max_objs: int = 32,
+                        keypoints_spec: KeypointSpec = COCO_PERSON, dense_hp: bool = False,
+                        corrected_radius: bool = False) -> dict[str, np.ndarray]:
+    """Encode the people of one sample into the original's ``multi_pose`` targets.
+
+    Args:
+        boxes: (n, 4) float32 xyxy boxes in image pixels (see :func:`coco_boxes_to_xyxy`), in
+            annotation order.
+        keypoints: (n, J, 3) (x, y, v) in image pixels; v > 0 = labelled.
+        trans_output: (2, 3) image → output map, without rotation (used for boxes).
+        trans_output_rot: (2, 3) image → output map, with rotation (used for joints).
+        flipped: whether the image was mirrored; boxes and joints are then mirrored with the
+            x ↦ W − 1 − x rule and left/right joints swapped by ``keypoints_spec``.
+        image_width: W of the raw image (required when ``flipped``).
+        rot: the rotation in degrees; non-zero triggers QUIRK D4.
+        output_size: O, the square output map side.
+        max_objs: N; only the first N people are encoded (QUIRK D9).
+        keypoints_spec: joint count and flip pairs.
+        dense_hp: also produce ``dense_hps``/``dense_hps_mask`` (and drop ``hps``/``hps_mask``).
+        corrected_radius: use CornerNet's corrected radius (QUIRK D1 improved; not parity).
+
+    Returns:
+        Dict of numpy arrays (every array starts at zero; slot k = person k, never compacted):
+        ``hm`` (1, O, O) float32; ``wh``, ``reg`` (N, 2) float32; ``ind`` (N,) int64;
+        ``reg_mask`` (N,) uint8; ``hps`` (N, 2J) float32 and ``hps_mask`` (N, 2J) uint8 (unless
+        ``dense_hp``); ``hm_hp`` (J, O, O) float32; ``hp_offset`` (N·J, 2) float32; ``hp_ind``,
+        ``hp_mask`` (N·J,) int64; with ``dense_hp``, ``dense_hps``, ``dense_hps_mask``
+        (2J, O, O) float32; ``gt_det`` (n_enc, 40) float32 — per encoded person box
+        ``ct ∓ wh/2``, 1, the J joints (x, y) and class 0; one zero row when nobody is encoded.
+    """
+    J, N, O = keypoints_spec.num_joints, max_objs, output_size
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, J, 3) if len(boxes) else np.zeros((0, J, 3), np.float32)
+    if len(keypoints) != len(boxes):
+        raise ValueError(f"encode_pose_targets: {len(boxes)} boxes but {len(keypoints)} keypoint sets")
+    n = min(len(boxes), N)
+    b = boxes[:n].copy()
+    pts = keypoints[:n].copy()
+
+    if flipped:
+        if image_width is None:
+            raise ValueError("encode_pose_targets: image_width is required when flipped")
+        width = int(image_width)
+        b[:, [0, 2]] = width - b[:, [2, 0]] - 1
+        pts[:, :, 0] = width - pts[:, :, 0] - 1  # every joint, unlabelled ones too (QUIRK D18)
+        pts = pts[:, keypoints_spec.flip_index]
+
+    # Boxes: corners through the unrotated map, rounded to float32, clipped to [0, O - 1] (QUIRK D6).
+    b = affine_transform(b.reshape(n, 2, 2), trans_output).reshape(n, 4)
+    b = np.clip(b, 0, O - 1)
+    h, w = b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]
+    keep = ((h > 0) & (w > 0)) if rot == 0 else np.ones(n, dtype=bool)  # QUIRK D10 / D4
+    k_idx = np.flatnonzero(keep)
+    radius = radius_from_box(h[keep], w[keep], corrected=corrected_radius)  # joints reuse it (QUIRK D2)
+
+    ct = np.stack([(b[keep, 0] + b[keep, 2]) / 2, (b[keep, 1] + b[keep, 3]) / 2], axis=1).astype(np.float32)
+    ct_int = ct.astype(np.int32)
+
+    out = _zeros(N, J, O)
+    out["wh"][k_idx] = np.stack([w[keep], h[keep]], axis=1)
+    out["ind"][k_idx] = ct_int[:, 1] * O + ct_int[:, 0]
+    out["reg"][k_idx] = ct - ct_int
+    has_kpts = pts[keep, :, 2].sum(axis=1) != 0  # QUIRK D3/D11: "any labelled joint", crop ignored
+    out["reg_mask"][k_idx] = has_kpts.astype(np.uint8)
+
+    # Joints: labelled ones go through the rotated map; those on the map are encoded.
+    kp = pts[keep]
+    labelled = kp[:, :, 2] > 0
+    kp_xy = np.where(labelled[..., None], affine_transform(kp[:, :, :2], trans_output_rot), kp[:, :, :2])
+    kp[:, :, :2] = kp_xy
+    on = labelled & (kp_xy[..., 0] >= 0) & (kp_xy[..., 0] < O) & (kp_xy[..., 1] >= 0) & (kp_xy[..., 1] < O)
+    pt_int = kp_xy.astype(np.int32)
+    pk, pj = np.nonzero(on)  # encoded person (among kept) and joint
+    slot = k_idx[pk]
+    hps = out["hps"].reshape(N, J, 2)
+    hps[slot, pj] = kp_xy[pk, pj] - ct_int[pk]
+    out["hps_mask"].reshape(N, J, 2)[slot, pj] = 1
+    flat = slot * J + pj
+    out["hp_offset"][flat] = kp_xy[pk, pj] - pt_int[pk, pj]
+    out["hp_ind"][flat] = pt_int[pk, pj, 1] * O + pt_int[pk, pj, 0]
+    out["hp_mask"][flat] = 1
+    draw_gaussians(out["hm_hp"], pj, pt_int[pk, pj], radius[pk])
+
+    if dense_hp:
+        _encode_dense(out, ct_int, radius, kp_xy, on, has_kpts, J, O)
+    else:
+        # The 0.9999 written at zero-keypoint centres is always overwritten by that person's own
+        # peak of 1.0 (QUIRK D3), so only the Gaussians matter, and they commute.
+        draw_gaussians(out["hm"], np.zeros(len(k_idx), np.int64), ct_int, radius)
+
+    half_w, half_h = w[keep] / 2, h[keep] / 2
+    boxes_out = np.stack([ct[:, 0] - half_w, ct[:, 1] - half_h, ct[:, 0] + half_w, ct[:, 1] + half_h], axis=1)
+    if len(k_idx):
+        out["gt_det"] = np.concatenate([boxes_out, np.ones((len(k_idx), 1), np.float32),
+                                        kp[:, :, :2].reshape(len(k_idx), 2 * J),
+                                        np.zeros((len(k_idx), 1), np.float32)], axis=1).astype(np.float32)
+    else:
+        out["gt_det"] = np.zeros((1, 4 + 1 + 2 * J + 1), np.float32)
+
+    if rot != 0:  # QUIRK D4: rotated samples train only the joint heatmaps and offsets
+        out["hm"][:] = _IGNORE_PEAK
+        out["reg_mask"][:] = 0
+        out["hps_mask"][:] = 0
+    if dense_hp:
+        del out["hps"], out["hps_mask"]
+    return out
+
+
+def affine_transform(points, matrix: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine map the original's way: points rounded to float32, product in float64.
+
+    Args:
+        points: (..., 2) x, y.
+        matrix: (2, 3) float64.
+
+    Returns:
+        (..., 2) float32 (every caller of the original stores the result as float32).
+    """
+    p = np.asarray(points, dtype=np.float32).astype(np.float64)
+    m = np.asarray(matrix, dtype=np.float64)
+    x, y = p[..., 0], p[..., 1]
+    return np.stack([x * m[0, 0] + y * m[0, 1] + m[0, 2], x * m[1, 0] + y * m[1, 1] + m[1, 2]], axis=-1).astype(np.float32)
+
+
+def _zeros(N: int, J: int, O: int) -> dict[str, np.ndarray]:
+    return {
+        "hm": np.zeros((1, O, O), np.float32),
+        "wh": np.zeros((N, 2), np.float32),
+        "reg": np.zeros((N, 2), np.float32),
+        "ind": np.zeros((N,), np.int64),
+        "reg_mask": np.zeros((N,), np.uint8),
+        "hps": np.zeros((N, 2 * J), np.float32),
+        "hps_mask": np.zeros((N, 2 * J), np.uint8),
+        "hm_hp": np.zeros((J, O, O), np.float32),
+        "hp_offset": np.zeros((N * J, 2), np.float32),
+        "hp_ind": np.zeros((N * J,), np.int64),
+        "hp_mask": np.zeros((N * J,), np.int64),
+    }
+
+
+def _encode_dense(out: dict[str, np.ndarray], ct_int: np.ndarray, radius: np.ndarray, kp_xy: np.ndarray,
+                  on: np.ndarray, has_kpts: np.ndarray, J: int, O: int) -> None:
+    """``--dense_hp`` targets (§1.4.5). Sequential over people: a person's dense offsets win where
+    its Gaussian is ≥ the centre heatmap of the *earlier* people, so ``hm`` is drawn as we go."""
+    hm = out["hm"][0]
+    dense = np.zeros((J, 2, O, O), np.float32)
+    dense_mask = np.zeros((J, O, O), np.float32)
+    for p in range(len(ct_int)):
+        x, y = int(ct_int[p, 0]), int(ct_int[p, 1])
+        r = int(radius[p])
+        if not has_kpts[p]:
+            hm[y, x] = _IGNORE_PEAK
+        left, right = min(x, r), min(O - x, r + 1)
+        top, bottom = min(y, r), min(O - y, r + 1)
+        rows, cols = slice(y - top, y + bottom), slice(x - left, x + right)
+        g = gaussian_kernel(r)[r - top:r + bottom, r - left:r + right]
+        # Offsets from each window pixel to the joint: fl32(fl32(joint − ct_int) − (pixel − ct_int)).
+        dy = np.arange(-top, bottom)[:, None]
+        dx = np.arange(-left, right)[None, :]
+        for j in np.flatnonzero(on[p]):
+            win = g >= hm[rows, cols]  # compared in float64 against the earlier people only
+            value = (kp_xy[p, j] - ct_int[p]).astype(np.float32)
+            dense[j, 0, rows, cols] = np.where(win, (value[0] - dx).astype(np.float32), dense[j, 0, rows, cols])
+            dense[j, 1, rows, cols] = np.where(win, (value[1] - dy).astype(np.float32), dense[j, 1, rows, cols])
+            draw_gaussian(dense_mask[j], (x, y), r)
+        draw_gaussian(hm, (x, y), r)
+    out["dense_hps"] = dense.reshape(2 * J, O, O)
+    out["dense_hps_mask"] = np.repeat(dense_mask, 2, axis=0)

@@ -1,0 +1,239 @@
+"""COCO keypoint dataset producing the original CenterNet ``multi_pose`` samples (METHOD §1.1–§1.5).
+
+``ds[i]`` returns the normalised (3, R, R) input, the targets of
+:func:`centerpose.codec.encode.encode_pose_targets` and a ``meta`` dict, all numpy, collatable by
+torch's default collate (``meta["gt_det"]`` only with ``return_gt_det``; its row count varies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from torch.utils.data import Dataset
+
+from centerpose.codec.encode import coco_boxes_to_xyxy, encode_pose_targets
+from centerpose.data.augment import (Geometry, SampleRngs, center_geometry, draw_train_geometry,
+                                     sample_transforms, warp_image)
+from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR, build_photometric, normalize
+from centerpose.keypoints import COCO_PERSON, KeypointSpec
+
+
+class CocoPoseDataset(Dataset):
+    """COCO person-keypoint samples for CenterNet multi-pose.
+
+    Args:
+        image_dir: folder holding the images named by the json ``file_name``.
+        ann_file: ``person_keypoints_*.json``.
+        train: True keeps only images with ≥ 1 annotation of any kind (crowd-only and
+            zero-keypoint-only images included), in json order; False keeps every image, in json
+            order (§1.1).
+        augment: draw crop, rotation, flip and colour as the original's training split; False gives
+            the deterministic val geometry (image centre, longest side, no flip, no colour).
+        input_size: R, the square network input; down_ratio: R / O.
+        max_objs: N, people encoded per image (the rest are dropped, QUIRK D9).
+        keypoints: the skeleton; annotations must carry 3·J keypoint numbers.
+        rand_crop, shift, scale, rotate, aug_rot, flip: geometry options (§1.2; shift/scale are used
+            only with ``rand_crop=False``).
+        color_aug: CornerNet colour augmentation (with ``augment``).
+        extra_transforms: albumentations image-only transforms applied (with ``augment``) after the
+            colour augmentation, on the float32 [0, 1] image in the dataset's channel order.
+        dense_hp: produce ``dense_hps``/``dense_hps_mask`` instead of ``hps``/``hps_mask``.
+        rng: "original" — numpy's global RNG for geometry, Python's ``random`` for the colour-op
+            order and one ``RandomState(123)`` per dataset for colour magnitudes (QUIRK D14);
+            "per_sample" — one generator per sample seeded from (seed, epoch, index).
+        seed: base seed of the "per_sample" mode.
+        return_gt_det: add ``meta["gt_det"]`` (n, 40) float32 (variable n: batch size 1 or a custom
+            collate).
+        channel_order: "bgr" (parity, QUIRK D15) or "rgb" (converted after the colour augmentation,
+            which always works in BGR).
+        mean, std: (3,) normalisation statistics in ``channel_order`` (default: the original's BGR).
+        corrected_radius: CornerNet's corrected Gaussian radius (QUIRK D1 improved; not parity).
+
+    Raises:
+        FileNotFoundError: the annotation file or image folder does not exist.
+        ValueError: an option is out of range or the annotation file lacks a keypoint category.
+    """
+
+    def __init__(self, image_dir: str | os.PathLike, ann_file: str | os.PathLike, train: bool = True,
+                 augment: bool = True, input_size: int = 512, down_ratio: int = 4, max_objs: int = 32,
+                 keypoints: KeypointSpec = COCO_PERSON, rand_crop: bool = True, shift: float = 0.1,
+                 scale: float = 0.4, rotate: float = 0.0, aug_rot: float = 0.0, flip: float = 0.5,
+                 color_aug: bool = True, extra_transforms: Sequence[Any] | None = None, dense_hp: bool = False,
+                 rng: str = "original", seed: int = 0, return_gt_det: bool = False, channel_order: str = "bgr",
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 corrected_radius: bool = False):
+        from pycocotools.coco import COCO
+
+        self.image_dir = Path(image_dir)
+        self.ann_file = Path(ann_file)
+        if not self.ann_file.is_file():
+            raise FileNotFoundError(f"COCO annotation file not found: {self.ann_file}")
+        if not self.image_dir.is_dir():
+            raise FileNotFoundError(f"image folder not found: {self.image_dir}")
+        if rng not in ("original", "per_sample"):
+            raise ValueError(f"rng must be 'original' or 'per_sample', got {rng!r}")
+        if channel_order not in ("bgr", "rgb"):
+            raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+        if input_size % down_ratio:
+            raise ValueError(f"input_size {input_size} is not a multiple of down_ratio {down_ratio}")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+                self.coco = COCO(str(self.ann_file))
+        except Exception as e:  # json errors, missing keys
+            raise ValueError(f"cannot read COCO annotation file {self.ann_file}: {e}") from e
+
+        self.train, self.augment = bool(train), bool(augment)
+        self.input_size, self.output_size = int(input_size), int(input_size) // int(down_ratio)
+        self.max_objs, self.keypoints = int(max_objs), keypoints
+        self.geometry_options = dict(rand_crop=rand_crop, shift=shift, scale=scale, rotate=rotate,
+                                     aug_rot=aug_rot, flip=flip)
+        self.dense_hp, self.return_gt_det = bool(dense_hp), bool(return_gt_det)
+        self.corrected_radius = bool(corrected_radius)
+        self.rng_mode, self.seed, self.epoch = rng, int(seed), 0
+        self.channel_order = channel_order
+        self.mean = np.asarray(mean if mean is not None else
+                               (COCO_MEAN_BGR if channel_order == "bgr" else COCO_MEAN_BGR[::-1]), np.float32)
+        self.std = np.asarray(std if std is not None else
+                              (COCO_STD_BGR if channel_order == "bgr" else COCO_STD_BGR[::-1]), np.float32)
+        # The original's per-instance colour RNG, never reseeded by DataLoader workers (QUIRK D14).
+        self.data_rng = np.random.RandomState(123)
+        self.photometric, self.color_transform = build_photometric(
+            bool(color_aug), extra_transforms, to_rgb=channel_order == "rgb", color_rng=self.data_rng)
+
+        self.category_id = self._keypoint_category()
+        ids = self.coco.getImgIds()  # json order (pycocotools keeps insertion order)
+        if self.train:
+            ids = [i for i in ids if len(self.coco.getAnnIds(imgIds=[i])) > 0]
+        self.ids: list[int] = list(ids)
+
+    # ----------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that seeds the "per_sample" generators (call before each epoch)."""
+        self.epoch = int(epoch)
+
+    def rngs_for(self, index: int) -> SampleRngs:
+        """The generators sample ``index`` uses in the configured mode."""
+        if self.rng_mode == "per_sample":
+            return SampleRngs.per_sample(self.seed, self.epoch, index)
+        return SampleRngs.original(self.data_rng)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.get_sample(index)
+
+    def get_sample(self, index: int, rngs: SampleRngs | None = None) -> dict[str, Any]:
+        """Build sample ``index``, optionally with explicit generators (for parity checks).
+
+        Returns:
+            ``input`` (3, R, R) float32, the targets of :func:`encode_pose_targets` (``gt_det``
+            moved into ``meta``) and ``meta = {"img_id": int, "c": (2,) float32, "s": float}``.
+        """
+        img_id = self.ids[index]
+        img = self.load_image(index)
+        boxes, kpts = self.load_annotations(index)
+        height, width = img.shape[:2]
+        if self.augment:
+            rngs = rngs or self.rngs_for(index)
+            geo = draw_train_geometry(width, height, rngs.geometry, **self.geometry_options)
+        else:
+            geo = center_geometry(width, height)
+        trans_input, trans_output_rot, trans_output = sample_transforms(geo, self.input_size, self.output_size)
+        inp = self.make_input(img, geo, trans_input, rngs if self.augment else None)
+        targets = encode_pose_targets(
+            boxes, kpts, trans_output, trans_output_rot, flipped=geo.flipped, image_width=width, rot=geo.rot,
+            output_size=self.output_size, max_objs=self.max_objs, keypoints_spec=self.keypoints,
+            dense_hp=self.dense_hp, corrected_radius=self.corrected_radius)
+        gt_det = targets.pop("gt_det")
+        meta: dict[str, Any] = {"img_id": int(img_id), "c": geo.c.copy(), "s": float(geo.s)}
+        if self.return_gt_det:
+            meta["gt_det"] = gt_det
+        return {"input": inp, **targets, "meta": meta}
+
+    # -- stages (public so that benchmarks and tests can time or reuse them) -------------------------
+    def image_path(self, index: int) -> Path:
+        info = self.coco.loadImgs(ids=[self.ids[index]])[0]
+        if "file_name" not in info:
+            raise ValueError(f"{self.ann_file}: image {self.ids[index]} has no 'file_name'")
+        return self.image_dir / info["file_name"]
+
+    def load_image(self, index: int) -> np.ndarray:
+        """(H, W, 3) uint8 BGR image of sample ``index``, read with cv2 (greyscale → 3 channels)."""
+        path = self.image_path(index)
+        if not path.is_file():
+            raise FileNotFoundError(f"image {self.ids[index]}: file not found: {path}")
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None or img.size == 0:
+            raise ValueError(f"image {self.ids[index]}: cannot decode {path} (corrupt or not an image)")
+        return img
+
+    def load_annotations(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (n, 4) float32 xyxy and keypoints (n, J, 3) float32 of the first ``max_objs``
+        annotations of sample ``index``, in file order, crowd included (§1.1).
+
+        Raises:
+            ValueError: an annotation is malformed (names the file, image id and annotation id).
+        """
+        img_id = self.ids[index]
+        anns = self.coco.loadAnns(ids=self.coco.getAnnIds(imgIds=[img_id]))[: self.max_objs]
+        J = self.keypoints.num_joints
+        bboxes = np.zeros((len(anns), 4), np.float64)
+        kpts = np.zeros((len(anns), J, 3), np.float32)
+        for k, ann in enumerate(anns):
+            where = f"{self.ann_file}: image {img_id}, annotation {ann.get('id', '?')}"
+            bbox = ann.get("bbox")
+            if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+                raise ValueError(f"{where}: 'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
+                raise ValueError(f"{where}: 'bbox' must be finite with w, h >= 0, got {bbox!r}")
+            values = ann.get("keypoints")
+            if not isinstance(values, (list, tuple)) or len(values) != 3 * J:
+                got = len(values) if isinstance(values, (list, tuple)) else values
+                raise ValueError(f"{where}: 'keypoints' must hold {3 * J} numbers for {J} joints, got {got!r}")
+            if ann.get("category_id") != self.category_id:
+                raise ValueError(f"{where}: category_id {ann.get('category_id')!r} is not the keypoint "
+                                 f"category {self.category_id}")
+            try:
+                kpts[k] = np.asarray(values, dtype=np.float32).reshape(J, 3)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where}: 'keypoints' are not numbers: {e}") from e
+            bboxes[k] = bbox
+        return coco_boxes_to_xyxy(bboxes), kpts
+
+    def make_input(self, img: np.ndarray, geo: Geometry, trans_input: np.ndarray,
+                   rngs: SampleRngs | None) -> np.ndarray:
+        """Warp, scale to [0, 1], photometric stage (when ``rngs`` is given: augmenting), normalise.
+
+        Returns:
+            (3, R, R) float32 network input.
+        """
+        warped = warp_image(img, geo, trans_input, self.input_size)
+        inp = warped.astype(np.float32) / 255.0
+        if rngs is not None and self.photometric is not None:
+            if self.color_transform is not None:
+                self.color_transform.bind_rngs(rngs.shuffle, rngs.color)
+            inp = self.photometric(image=inp)["image"]
+        elif self.channel_order == "rgb":
+            inp = inp[:, :, ::-1]
+        return normalize(inp, self.mean, self.std)
+
+    def _keypoint_category(self) -> int:
+        """Id of the category whose skeleton this dataset encodes."""
+        cats = [c for c in self.coco.dataset.get("categories", []) if c.get("keypoints")]
+        named = [c for c in cats if c.get("name") == self.keypoints.category_name]
+        chosen = named or cats
+        if not chosen:
+            raise ValueError(f"{self.ann_file}: no category with 'keypoints' (is this a person_keypoints file?)")
+        cat = chosen[0]
+        if len(cat["keypoints"]) != self.keypoints.num_joints:
+            raise ValueError(f"{self.ann_file}: category {cat.get('name')!r} has {len(cat['keypoints'])} "
+                             f"keypoints but the KeypointSpec has {self.keypoints.num_joints}")
+        return int(cat["id"])

@@ -91,13 +91,10 @@ class CenterPoseModule(pl.LightningModule):
         outputs = self.net(batch["input"])
         loss, stats = self.loss(outputs, batch)
         on_step = stage == "train"
-        self.log_dict(
-            {f"{stage}/{name}": value for name, value in stats.items()},
-            on_step=on_step, on_epoch=True, prog_bar=False, sync_dist=not on_step,
-            batch_size=batch["input"].shape[0],
-        )
-        self.log(f"{stage}/loss", stats["loss"], on_step=on_step, on_epoch=True, prog_bar=True,
-                 sync_dist=not on_step, batch_size=batch["input"].shape[0])
+        batch_size = batch["input"].shape[0]
+        for name, value in stats.items():
+            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, prog_bar=name == "loss",
+                     sync_dist=not on_step, batch_size=batch_size)
         return loss, outputs
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -52,13 +52,19 @@ def git_commit() -> str | None:
         return None
 
 
+def resolved_config(cfg: DictConfig) -> dict:
+    """The run's config as plain containers, interpolations resolved, without Hydra's own node."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg if k != "hydra"}
+
+
 def record_run(output_dir: Path, cfg: DictConfig) -> None:
     """Write the exact command, package version and git commit next to Hydra's resolved config."""
     output_dir.mkdir(parents=True, exist_ok=True)
     info = {"command": " ".join([Path(sys.executable).name, "-m", "centerpose.train", *sys.argv[1:]]),
             "argv": sys.argv, "centerpose_version": centerpose.__version__, "git_commit": git_commit()}
     (output_dir / "run_info.json").write_text(json.dumps(info, indent=2))
-    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved_config(cfg)))
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
@@ -69,9 +75,12 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
         from centerpose.checkpoints import init_from_checkpoint
 
         init_from_checkpoint(model.net, cfg.init_from)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
-                                      logger=instantiate_dict(cfg.get("logger")) or False)
+    model.run_config = resolved_config(cfg)
+    loggers = instantiate_dict(cfg.get("logger"))
+    callbacks = instantiate_dict(cfg.get("callbacks"))
+    if not loggers:  # LearningRateMonitor refuses to run without a logger (logger=none)
+        callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.LearningRateMonitor)]
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 
 

@@ -1,0 +1,132 @@
+"""Predict poses on an image, a folder of images, a video or a webcam, and draw them.
+
+    python -m centerpose.predict ckpt_path=last.ckpt source=street.jpg
+    python -m centerpose.predict ckpt_path=last.ckpt source=photos/          # every image, progress bar
+    python -m centerpose.predict ckpt_path=last.ckpt source=clip.mp4         # writes clip.mp4 with skeletons
+    python -m centerpose.predict ckpt_path=last.ckpt source=0 max_frames=300 # webcam 0
+
+Outputs go to the run directory: drawn images (or ``<name>.mp4``) and ``detections.json``
+(per image or frame: people with box, score and keypoints (x, y, score)).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+from rich.progress import Progress
+
+from centerpose.config import config_dir, quote_argv
+from centerpose.evaluate import resolve_device
+from centerpose.predictor import Poses, Predictor
+from centerpose.visualize import draw_poses
+
+log = logging.getLogger("centerpose.predict")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def source_kind(source: str | int) -> str:
+    """``webcam``, ``folder``, ``video`` or ``image``; a clear error for anything else."""
+    if isinstance(source, int) or str(source).isdigit():
+        return "webcam"
+    path = Path(source)
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise FileNotFoundError(f"source '{source}' does not exist")
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    raise ValueError(f"source '{source}': unknown file type '{suffix}' (images: {sorted(IMAGE_SUFFIXES)}, "
+                     f"videos: {sorted(VIDEO_SUFFIXES)})")
+
+
+def frames(capture: cv2.VideoCapture, max_frames: int | None) -> Iterator[np.ndarray]:
+    count = 0
+    while max_frames is None or count < max_frames:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        count += 1
+        yield frame
+
+
+def draw(image: np.ndarray, poses: Poses, predictor: Predictor, cfg: DictConfig) -> np.ndarray:
+    return draw_poses(image, poses.boxes, poses.scores, poses.keypoints, predictor.keypoints,
+                      score_thresh=cfg.score_thresh, kpt_thresh=cfg.kpt_thresh)
+
+
+def predict(cfg: DictConfig) -> Path:
+    """Run the predictor over ``cfg.source``; returns the output directory."""
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kind = source_kind(cfg.source)
+    predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
+                                          flip_test=cfg.flip_test, keep_res=cfg.keep_res,
+                                          score_thresh=cfg.score_thresh)
+    detections: dict[str, list] = {}
+    if kind in ("image", "folder"):
+        paths = [Path(cfg.source)] if kind == "image" else sorted(
+            p for p in Path(cfg.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise FileNotFoundError(f"no images ({sorted(IMAGE_SUFFIXES)}) in folder '{cfg.source}'")
+        with Progress(disable=kind == "image") as progress:
+            task = progress.add_task("predicting", total=len(paths))
+            for path in paths:
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if image is None:
+                    log.warning("skipping '%s': not a readable image", path)
+                    progress.advance(task)
+                    continue
+                poses = predictor(image)
+                cv2.imwrite(str(out / f"{path.stem}_pose.jpg"), draw(image, poses, predictor, cfg))
+                detections[path.name] = poses.to_json()
+                progress.advance(task)
+    else:
+        capture = cv2.VideoCapture(int(cfg.source) if kind == "webcam" else str(cfg.source))
+        if not capture.isOpened():
+            raise RuntimeError(f"cannot open video source '{cfg.source}'")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        if cfg.max_frames and total:
+            total = min(total, cfg.max_frames)
+        name = "webcam" if kind == "webcam" else Path(cfg.source).stem
+        writer = None
+        with Progress() as progress:
+            task = progress.add_task("predicting", total=total)
+            for index, frame in enumerate(frames(capture, cfg.max_frames)):
+                poses = predictor(frame)
+                drawn = draw(frame, poses, predictor, cfg)
+                if writer is None:
+                    h, w = drawn.shape[:2]
+                    writer = cv2.VideoWriter(str(out / f"{name}_pose.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                                             fps, (w, h))
+                writer.write(drawn)
+                detections[f"frame_{index:06d}"] = poses.to_json()
+                progress.advance(task)
+        capture.release()
+        if writer is not None:
+            writer.release()
+    (out / "detections.json").write_text(json.dumps(detections))
+    log.info("%d %s written to %s", len(detections), "frames" if kind in ("video", "webcam") else "images", out)
+    return out
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    quote_argv()
+    main()

@@ -1,0 +1,194 @@
+"""Predictor: images in, people out (boxes, scores, keypoints with per-joint scores) in image pixels."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from centerpose.codec.decode import decode, sigmoid_outputs
+from centerpose.codec.flip import flip_merge
+from centerpose.codec.postprocess import to_image_coords
+from centerpose.data.preprocess import preprocess
+from centerpose.keypoints import COCO_PERSON, KeypointSpec
+from centerpose.nms import soft_nms
+
+ImageLike = str | Path | np.ndarray
+
+
+@dataclass
+class Poses:
+    """Detected people of one image, sorted by descending score.
+
+    Attributes:
+        boxes: (N, 4) float32 x1 y1 x2 y2 in image pixels.
+        scores: (N,) float32 person scores.
+        keypoints: (N, J, 3) float32 (x, y, score) per joint; the score is the joint heatmap's probability.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def rows(self) -> np.ndarray:
+        """(N, 5 + 2J) rows ``[x1 y1 x2 y2 score x0 y0 ...]``, the original's results layout."""
+        return np.concatenate([self.boxes, self.scores[:, None],
+                               self.keypoints[..., :2].reshape(len(self), -1)], axis=1)
+
+    def to_json(self) -> list[dict]:
+        return [{"box": b.tolist(), "score": float(s), "keypoints": k.tolist()}
+                for b, s, k in zip(self.boxes, self.scores, self.keypoints)]
+
+
+@dataclass
+class StageTimer:
+    """Per-stage wall-clock times in seconds, one list entry per image (like the original's test.py)."""
+
+    times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.times[stage].append(seconds)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {k: {"mean_ms": 1e3 * float(np.mean(v)), "median_ms": 1e3 * float(np.median(v)), "n": len(v)}
+                for k, v in self.times.items()}
+
+
+def read_image(source: ImageLike, color: Literal["bgr", "rgb"] = "bgr") -> np.ndarray:
+    """A uint8 BGR (H, W, 3) image from a path or an array (``color`` says what the array holds)."""
+    if isinstance(source, (str, Path)):
+        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FileNotFoundError(f"cannot read image '{source}' (missing or not a decodable image)")
+        return image
+    image = np.asarray(source)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    return image[..., ::-1].copy() if color == "rgb" else image
+
+
+class Predictor:
+    """Run a trained network the way the original's detector does (keep_res + flip test by default).
+
+    Args:
+        net: the network (``net(x)`` -> list of per-stack head dicts).
+        keypoints: the skeleton the heads were trained for.
+        device: where the network, decode and post-process run.
+        flip_test: merge the mirrored pass (§3.3).
+        keep_res: native resolution on a padded canvas (the zoo's protocol); else ``input_size`` letterbox.
+        pad: canvas multiple − 1 (31 for DLA/ResNet, 127 for Hourglass).
+        scales: test scales; more than one merges the detections with Gaussian soft-NMS.
+        K: detections per image before thresholding.
+        score_thresh: people below it are dropped from the returned :class:`Poses` (0 keeps all K).
+        fix_flip_offset: the exact mirror of x offsets in the flip merge (off = original).
+    """
+
+    def __init__(self, net: nn.Module, keypoints: KeypointSpec = COCO_PERSON, device: str | torch.device = "cpu",
+                 flip_test: bool = True, keep_res: bool = True, pad: int = 31, input_size: int = 512,
+                 scales: Sequence[float] = (1.0,), K: int = 100, score_thresh: float = 0.3,
+                 fix_flip_offset: bool = False) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.keypoints = keypoints
+        self.flip_test = flip_test
+        self.keep_res = keep_res
+        self.pad = pad
+        self.input_size = input_size
+        self.scales = tuple(float(s) for s in scales)
+        self.K = K
+        self.score_thresh = score_thresh
+        self.fix_flip_offset = fix_flip_offset
+        self.timer = StageTimer()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> "Predictor":
+        """Rebuild the network from a centerpose checkpoint (Lightning ``.ckpt``), loaded with weights_only."""
+        from hydra.utils import instantiate
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: '{path}'")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        config = ckpt.get("centerpose_config")
+        if not config:
+            raise ValueError(f"'{path}' has no centerpose_config: not a checkpoint written by centerpose.train "
+                             "(convert original CenterNet files with centerpose.convert)")
+        net = instantiate(config["model"]["net"])
+        state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        net.load_state_dict(state)
+        keypoints = instantiate(config["keypoints"]) if "keypoints" in config else COCO_PERSON
+        kwargs.setdefault("pad", config.get("recipe", {}).get("test_pad", 31))
+        kwargs.setdefault("input_size", config.get("data", {}).get("input_size", 512))
+        return cls(net, keypoints=keypoints, device=device, **kwargs)
+
+    # ------------------------------------------------------------------ core
+    @torch.inference_mode()
+    def predict_rows(self, image: np.ndarray) -> np.ndarray:
+        """All K (×scales) detections of one BGR image: (N, 5 + 2J + J) rows
+        ``[box, score, joints x y ..., joint scores ...]`` in image pixels, before thresholding."""
+        per_scale = []
+        for scale in self.scales:
+            t0 = time.perf_counter()
+            inp = preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size)
+            x = torch.from_numpy(inp.image)[None].to(self.device)
+            if self.flip_test:
+                x = torch.cat([x, x.flip(3)])
+            self._sync()
+            t1 = time.perf_counter()
+            out = self.net(x)[-1]
+            heads = sigmoid_outputs(out)
+            if self.flip_test:
+                heads = flip_merge(heads, self.keypoints, fix_offset=self.fix_flip_offset)
+            self._sync()
+            t2 = time.perf_counter()
+            dets, kp_scores = decode(heads, K=self.K, return_kp_scores=True)
+            self._sync()
+            t3 = time.perf_counter()
+            c = torch.from_numpy(inp.c)[None]
+            s = torch.from_numpy(np.atleast_1d(inp.s).astype(np.float64))[None]
+            rows = to_image_coords(dets, c, s if s.shape[1] == 2 else s[:, 0], inp.output_size, scale=scale)
+            per_scale.append(torch.cat([rows[0], kp_scores[0].float()], dim=1).cpu().numpy())
+            t4 = time.perf_counter()
+            for stage, dt in (("pre", t1 - t0), ("net", t2 - t1), ("dec", t3 - t2), ("post", t4 - t3)):
+                self.timer.add(stage, dt)
+        rows = np.concatenate(per_scale)
+        if len(self.scales) > 1:
+            rows = soft_nms(rows, sigma=0.5, score_thresh=0.001)
+        return rows
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _poses(self, rows: np.ndarray) -> Poses:
+        j = self.keypoints.num_joints
+        rows = rows[rows[:, 4] >= self.score_thresh] if self.score_thresh > 0 else rows
+        xy = rows[:, 5:5 + 2 * j].reshape(-1, j, 2)
+        kp = np.concatenate([xy, rows[:, 5 + 2 * j:5 + 3 * j, None]], axis=2)
+        return Poses(boxes=rows[:, :4].astype(np.float32), scores=rows[:, 4].astype(np.float32),
+                     keypoints=kp.astype(np.float32))
+
+    def __call__(self, images: ImageLike | Iterable[ImageLike], color: Literal["bgr", "rgb"] = "bgr"
+                 ) -> Poses | list[Poses]:
+        """Predict people on an image path, a BGR/RGB array, or a list of them (then a list is returned)."""
+        single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3))
+        batch = [images] if single else list(images)
+        results = []
+        for source in batch:
+            t0 = time.perf_counter()
+            image = read_image(source, color)
+            self.timer.add("load", time.perf_counter() - t0)
+            results.append(self._poses(self.predict_rows(image)))
+        return results[0] if single else results

@@ -77,7 +77,7 @@ def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: 
     """Run the predictor over every image of the split; returns results and per-stage times."""
     from rich.progress import track
 
-    from centerpose.predictor import Predictor
+    from centerpose.predictor import Predictor, read_image
 
     test = cfg.test
     kwargs = dict(flip_test=test.flip, keep_res=test.keep_res, scales=list(test.scales), K=test.K,
@@ -90,17 +90,12 @@ def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: 
     results = {}
     for img_id in track(ids, description="evaluating"):
         start = time.perf_counter()
-        path = image_dir / coco.loadImgs(img_id)[0]["file_name"]
-        rows = predictor.predict_rows(_read(path))
+        image = read_image(image_dir / coco.loadImgs(img_id)[0]["file_name"])
+        predictor.timer.add("load", time.perf_counter() - start)
+        rows = predictor.predict_rows(image)
         results[img_id] = rows[:, : 5 + 2 * j]
         predictor.timer.add("tot", time.perf_counter() - start)
     return results, predictor.timer.summary()
-
-
-def _read(path: Path) -> np.ndarray:
-    from centerpose.predictor import read_image
-
-    return read_image(path)
 
 
 def print_report(metrics: dict[str, float], times: dict | None, console: Console) -> None:

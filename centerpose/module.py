@@ -85,6 +85,11 @@ class CenterPoseModule(pl.LightningModule):
         self.print(f"[centerpose] lr {self.learning_rate():.6g} for global batch "
                    f"{self.hparams.batch_size} x {world} = {self.hparams.batch_size * world} "
                    f"(base {self.hparams.base_lr:g} @ {self.hparams.base_batch_size})")
+        # The same numbers as hyperparameters, so dashboards can compare runs on different GPU counts.
+        scaling = {"lr": self.learning_rate(), "global_batch_size": self.hparams.batch_size * world,
+                   "world_size": world, "num_nodes": self.trainer.num_nodes}
+        for logger in self.trainer.loggers:
+            logger.log_hyperparams(scaling)
 
     # ------------------------------------------------------------------ steps
     def _shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:

@@ -31,6 +31,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 import centerpose
+from centerpose import launch  # registers the cp.rank_zero* config resolvers
 from centerpose.config import config_dir, quote_argv
 
 log = logging.getLogger("centerpose.train")
@@ -58,12 +59,20 @@ def resolved_config(cfg: DictConfig) -> dict:
             for k in cfg if k != "hydra"}
 
 
+def run_info() -> dict:
+    """The exact command, this job's overrides (one job of a sweep), package version and git commit."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+    return {"command": " ".join([Path(sys.executable).name, "-m", "centerpose.train", *sys.argv[1:]]),
+            "argv": sys.argv, "overrides": overrides, "centerpose_version": centerpose.__version__,
+            "git_commit": git_commit()}
+
+
 def record_run(output_dir: Path, cfg: DictConfig) -> None:
-    """Write the exact command, package version and git commit next to Hydra's resolved config."""
+    """Write :func:`run_info` and the resolved config into the run directory (call on rank 0 only)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    info = {"command": " ".join([Path(sys.executable).name, "-m", "centerpose.train", *sys.argv[1:]]),
-            "argv": sys.argv, "centerpose_version": centerpose.__version__, "git_commit": git_commit()}
-    (output_dir / "run_info.json").write_text(json.dumps(info, indent=2))
+    (output_dir / "run_info.json").write_text(json.dumps(run_info(), indent=2))
     (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved_config(cfg)))
 
 
@@ -85,20 +94,30 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Fit (and validate) one run; returns ``cfg.optimized_metric`` for Hydra sweepers."""
+    """Fit (and validate) one run; returns ``cfg.optimized_metric`` for Hydra sweepers.
+
+    ``train=false`` validates only: the weights of ``ckpt_path`` (or ``init_from``) on the val set.
+    ``ckpt_path=auto`` resumes from the run directory's newest checkpoint if there is one.
+    """
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    launch.apply_sweep_defaults(cfg)
     datamodule, model, trainer = build(cfg)
     if trainer.is_global_zero:
         record_run(Path(cfg.paths.output_dir), cfg)
     for lg in trainer.loggers:
-        lg.log_hyperparams(model.run_config)
-    if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        lg.log_hyperparams({**model.run_config, "run": run_info()})
+    ckpt_path = launch.resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    with launch.hydra_ddp_job(trainer):
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        elif cfg.get("validate", True):
+            trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
         log.info("final metrics: %s", metrics)
+    launch.finish_loggers(trainer)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value
 

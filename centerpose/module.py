@@ -102,6 +102,13 @@ class CenterPoseModule(pl.LightningModule):
                      sync_dist=not on_step, batch_size=batch_size)
         return loss, outputs
 
+    def on_train_epoch_start(self) -> None:
+        # Per-sample augmentation RNGs (CocoPoseDataset(rng="per_sample")) are seeded from the epoch; the
+        # loader's workers are created after this hook, so they see the new epoch.
+        dataset = getattr(getattr(self.trainer, "datamodule", None), "train_set", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self._shared_step(batch, "train")
         return loss

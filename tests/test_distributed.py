@@ -144,10 +144,10 @@ def test_gpus_group_sets_devices_batch_and_lr_rule():
     cfg = compose("train", ["gpus=8", "backbone=dla"])
     t = cfg.trainer
     assert (t.accelerator, t.devices, t.num_nodes, t.strategy) == ("gpu", 8, 1, "ddp")
-    assert t.sync_batchnorm is False  # the original's per-GPU BatchNorm (METHOD §4.4)
+    assert t.sync_batchnorm is True  # on by default for multi-GPU; false = the original's per-GPU BN
     assert cfg.data.batch_size * t.devices * t.num_nodes == 128
-    cfg = compose("train", ["gpus=2x8", "backbone=dla", "trainer.sync_batchnorm=true", "trainer.precision=16-mixed"])
-    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.sync_batchnorm) == (8, 2, True)
+    cfg = compose("train", ["gpus=2x8", "backbone=dla", "trainer.sync_batchnorm=false", "trainer.precision=16-mixed"])
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.sync_batchnorm) == (8, 2, False)
     assert cfg.trainer.precision == "16-mixed"
     cfg = compose("train", ["gpus=cpu"])
     assert (cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.strategy) == ("cpu", 1, "auto")

@@ -81,7 +81,9 @@ class CocoPoseDataModule(pl.LightningDataModule):
         self.val_batch_size = val_batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
+        # Persistent workers would keep a stale epoch for per-sample augmentation RNGs.
+        per_sample = (train_options or {}).get("rng") == "per_sample"
+        self.persistent_workers = persistent_workers and num_workers > 0 and not per_sample
         self.keypoints = keypoints
         self.common = dict(input_size=input_size, down_ratio=down_ratio, max_objs=max_objs, keypoints=keypoints)
         self.train_options = dict(train_options or {})

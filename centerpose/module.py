@@ -127,9 +127,9 @@ class CenterPoseModule(pl.LightningModule):
             return
         metrics = self.evaluator.compute(self.trainer)
         if metrics:
-            # Rank 0 computed them; every rank logs the same values.
-            self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=False,
-                          rank_zero_only=False)
+            # Rank 0 computed and broadcast them: every rank holds the same values, so the (cheap) sync
+            # changes nothing but keeps Lightning's DDP logging consistent.
+            self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=True)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -49,7 +49,8 @@ def make_cfg(root: Path, out: Path, *overrides: str):
         "trainer.enable_progress_bar=false",
         # a tiny network and no checkpoints keep a CPU epoch short
         "backbone_name=mobilenetv3_small_050", "+model.net.head_conv=32", "callbacks.last_checkpoint=null",
-        "callbacks.best_checkpoint=null", "+trainer.enable_checkpointing=false", *overrides])
+        "callbacks.best_checkpoint=null", "callbacks.pose_images=null", "+trainer.enable_checkpointing=false",
+        *overrides])
 
 
 class OnePersonNet(nn.Module):

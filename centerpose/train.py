@@ -28,6 +28,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 import centerpose
@@ -93,6 +94,32 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     return datamodule, model, trainer
 
 
+def check_resumable(ckpt_path: str | None) -> None:
+    """Refuse a weights-only file as ``ckpt_path=`` of a training, which Lightning would fail on with a KeyError.
+
+    Converted original checkpoints (``centerpose.convert``) and original ``.pth`` files hold no optimizer,
+    scheduler or loop state: they start a training through ``init_from=``. Lightning's own names (``last``,
+    ``best``, ``hpc``) and unreadable files are left for Lightning to handle.
+    """
+    if not ckpt_path or not Path(ckpt_path).is_file():
+        return
+    ckpt = None
+    # mmap: only the top-level keys are looked at (Lightning reads the file again); legacy non-zip files
+    # (original .pth) cannot be mapped. A file neither way reads is left for Lightning's own error.
+    for mmap in (True, False):
+        try:
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=mmap)
+            break
+        except Exception:
+            continue
+    if isinstance(ckpt, dict) and not {"optimizer_states", "lr_schedulers"} <= set(ckpt):
+        other_uses = ("evaluate, predict and train=false accept it as ckpt_path=" if "centerpose_config" in ckpt
+                      else "for evaluate / predict, convert an original CenterNet file with centerpose.convert")
+        raise ValueError(f"ckpt_path={ckpt_path} holds weights only (no optimizer, LR-scheduler or loop "
+                         "state), so training cannot resume from it. Start a training from its weights with "
+                         f"init_from={ckpt_path} instead ({other_uses}).")
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit (and validate) one run; returns ``cfg.optimized_metric`` for Hydra sweepers.
 
@@ -102,12 +129,14 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     launch.apply_sweep_defaults(cfg)
+    ckpt_path = launch.resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    if cfg.get("train", True):
+        check_resumable(ckpt_path)
     datamodule, model, trainer = build(cfg)
     if trainer.is_global_zero:
         record_run(Path(cfg.paths.output_dir), cfg)
     for lg in trainer.loggers:
         lg.log_hyperparams({**model.run_config, "run": run_info()})
-    ckpt_path = launch.resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     with launch.hydra_ddp_job(trainer):
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

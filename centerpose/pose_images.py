@@ -19,8 +19,7 @@ import torch
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
-from centerpose.codec.decode import decode, sigmoid_outputs
-from centerpose.codec.postprocess import to_image_coords
+from centerpose.codec.pipeline import decode_to_image
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.visualize import draw_ground_truth, draw_poses, side_by_side
 
@@ -97,13 +96,10 @@ def predict_samples(model: torch.nn.Module, samples: Sequence[PoseSample], K: in
             outputs = model(x)
     else:
         outputs = model(x)
-    heads = {k: v.float() for k, v in outputs[-1].items()}
-    h, w = heads["hm"].shape[2:]
-    dets, kp_scores = decode(sigmoid_outputs(heads), K=min(int(K), h * w), return_kp_scores=True)
     c = torch.from_numpy(np.stack([s.c for s in samples]))
     s = torch.tensor([smp.s for smp in samples], dtype=torch.float64)
-    rows = to_image_coords(dets, c.to(dets.device), s.to(dets.device), (h, w))
-    return list(torch.cat([rows, kp_scores.float()], dim=2).cpu().numpy())
+    rows, kp_scores = decode_to_image(outputs[-1], c, s, K=K)
+    return list(torch.cat([rows, kp_scores], dim=2).cpu().numpy())
 
 
 def render_sample(sample: PoseSample, rows: np.ndarray, keypoints: KeypointSpec = COCO_PERSON,

@@ -13,9 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from centerpose.codec.decode import decode, sigmoid_outputs
-from centerpose.codec.flip import flip_merge
-from centerpose.codec.postprocess import to_image_coords
+from centerpose.codec.pipeline import decode_to_image
 from centerpose.data.preprocess import preprocess
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.nms import soft_nms
@@ -147,19 +145,18 @@ class Predictor:
                 x = torch.cat([x, x.flip(3)])
             self._sync()
             t1 = time.perf_counter()
-            out = self.net(x)[-1]
-            heads = sigmoid_outputs(out)
-            if self.flip_test:
-                heads = flip_merge(heads, self.keypoints, fix_offset=self.fix_flip_offset)
+            heads = self.net(x)[-1]
             self._sync()
             t2 = time.perf_counter()
-            dets, kp_scores = decode(heads, K=self.K, return_kp_scores=True)
+            # (1, 1) fix_res scale or (1, 2) keep_res canvas size; only s[:, 0] is used, as the original.
+            s = torch.from_numpy(np.asarray(inp.s, dtype=np.float64).reshape(1, -1))
+            rows, kp_scores = decode_to_image(
+                heads, torch.from_numpy(inp.c)[None], s, keypoints=self.keypoints, K=self.K, flip=self.flip_test,
+                fix_flip_offset=self.fix_flip_offset, scale=scale)
             self._sync()
             t3 = time.perf_counter()
-            c = torch.from_numpy(inp.c)[None]
-            s = torch.from_numpy(np.atleast_1d(inp.s).astype(np.float64))[None]
-            rows = to_image_coords(dets, c, s if s.shape[1] == 2 else s[:, 0], inp.output_size, scale=scale)
-            per_scale.append(torch.cat([rows[0], kp_scores[0].float()], dim=1).cpu().numpy())
+            # "dec" = flip merge + decode + inverse affine on the device; "post" = the copy to the host.
+            per_scale.append(torch.cat([rows[0], kp_scores[0]], dim=1).cpu().numpy())
             t4 = time.perf_counter()
             for stage, dt in (("pre", t1 - t0), ("net", t2 - t1), ("dec", t3 - t2), ("post", t4 - t3)):
                 self.timer.add(stage, dt)

@@ -48,7 +48,7 @@ def make_cfg(root: Path, out: Path, *overrides: str):
         "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "callbacks.rich_progress_bar=null",
         "trainer.enable_progress_bar=false",
         # a tiny network and no checkpoints keep a CPU epoch short
-        "backbone_name=mobilenetv3_small_050", "+model.net.head_conv=32", "callbacks.last_checkpoint=null",
+        "backbone_name=mobilenetv3_small_050", "model.net.head_conv=32", "callbacks.last_checkpoint=null",
         "callbacks.best_checkpoint=null", "callbacks.pose_images=null", "+trainer.enable_checkpointing=false",
         *overrides])
 

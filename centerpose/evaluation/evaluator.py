@@ -13,40 +13,9 @@ import torch
 import torch.distributed as dist
 from pycocotools.coco import COCO
 
-from centerpose.codec.decode import decode, sigmoid_outputs
-from centerpose.codec.flip import flip_merge
-from centerpose.codec.postprocess import to_image_coords
+from centerpose.codec.pipeline import decode_to_image, stack_with_mirrors
 from centerpose.evaluation.coco import evaluate_coco, save_coco_results, to_coco_results
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-
-
-def decode_batch(net_outputs: Sequence[Mapping[str, torch.Tensor]], c: torch.Tensor, s: torch.Tensor, *,
-                 keypoints: KeypointSpec = COCO_PERSON, K: int = 100, flipped_outputs=None,
-                 sigmoid: Literal["plain", "clamp"] = "plain", fix_flip_offset: bool = False,
-                 tie_break: str = "topk", scale: float = 1.0) -> torch.Tensor:
-    """Raw network outputs of a batch → detections in image coordinates.
-
-    Args:
-        net_outputs: the network's per-stack list of head dicts for images (B, 3, H, W); the last stack is used.
-        c: (B, 2) affine centres; s: (B,) or (B, 2) affine scales (from the sample's or pre-process's meta).
-        flipped_outputs: the network's outputs for the mirrored images (flip test), or None.
-        sigmoid: ``plain`` = the detector's sigmoid; ``clamp`` = the trainer path's clamped sigmoid (E1).
-        fix_flip_offset: exact mirror of x offsets in the flip merge (off = the original, QUIRK E11).
-        tie_break: ``topk`` (original) or ``stable``.
-        scale: test scale to divide coordinates by.
-
-    Returns:
-        (B, K, 4 + 1 + 2J) rows ``[x1 y1 x2 y2, score, x0 y0 ...]`` in image pixels.
-    """
-    out = net_outputs[-1]
-    if flipped_outputs is not None:
-        both = {k: torch.cat([out[k], flipped_outputs[-1][k]]) for k in out}
-        heads = flip_merge(sigmoid_outputs(both, clamp=False), keypoints, fix_offset=fix_flip_offset)
-    else:
-        heads = sigmoid_outputs(out, clamp=sigmoid == "clamp")
-    dets = decode(heads, K=K, tie_break=tie_break)
-    h, w = out["hm"].shape[2:]
-    return to_image_coords(dets, c, s, (h, w), scale=scale)
 
 
 class CocoPoseEvaluator:
@@ -87,11 +56,13 @@ class CocoPoseEvaluator:
     def process(self, module: torch.nn.Module, outputs: Sequence[Mapping[str, torch.Tensor]],
                 batch: Mapping[str, Any]) -> None:
         """Decode one validation batch. ``module`` runs the mirrored pass when ``flip_test`` is on."""
-        flipped = module(batch["input"].flip(3)) if self.flip_test else None
+        heads = outputs[-1]
+        if self.flip_test:
+            heads = stack_with_mirrors(outputs, module(batch["input"].flip(3)))
         meta = batch["meta"]
-        rows = decode_batch(outputs, meta["c"], meta["s"], keypoints=self.keypoints, K=self.K,
-                            flipped_outputs=flipped, sigmoid=self.sigmoid, fix_flip_offset=self.fix_flip_offset,
-                            tie_break=self.tie_break)
+        rows, _ = decode_to_image(heads, meta["c"], meta["s"], keypoints=self.keypoints, K=self.K,
+                                  flip=self.flip_test, sigmoid=self.sigmoid, fix_flip_offset=self.fix_flip_offset,
+                                  tie_break=self.tie_break)
         self.add(meta["img_id"], rows)
 
     def add(self, image_ids: Sequence[int] | torch.Tensor, rows: torch.Tensor | np.ndarray) -> None:

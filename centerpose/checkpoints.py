@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from centerpose.convert import LoadReport, convert_original_state_dict, load_matching
+from centerpose.original import LoadReport, convert_original_state_dict, load_matching
 
 log = logging.getLogger("centerpose.checkpoints")
 

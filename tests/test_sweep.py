@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from centerpose.config import compose
-from test_distributed import NO_BAR, TINY, run_cli  # noqa: F401  (shared tiny-run helpers)
+from test_distributed import TINY, run_cli  # shared tiny-run helpers
 
 REPO = Path(__file__).resolve().parents[1]
 

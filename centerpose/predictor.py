@@ -80,6 +80,9 @@ def read_image(source: ImageLike, color: Literal["bgr", "rgb"] = "bgr") -> np.nd
 class Predictor:
     """Run a trained network the way the original's detector does (keep_res + flip test by default).
 
+    A list of images runs as batches of equal input size (all of them with ``keep_res=False``, images of
+    one size with keep_res); decoding and post-processing stay on ``device``.
+
     Args:
         net: the network (``net(x)`` -> list of per-stack head dicts).
         keypoints: the skeleton the heads were trained for.
@@ -132,15 +135,31 @@ class Predictor:
         return cls(net, keypoints=keypoints, device=device, **kwargs)
 
     # ------------------------------------------------------------------ core
-    @torch.inference_mode()
     def predict_rows(self, image: np.ndarray) -> np.ndarray:
         """All K (×scales) detections of one BGR image: (N, 5 + 2J + J) rows
         ``[box, score, joints x y ..., joint scores ...]`` in image pixels, before thresholding."""
-        per_scale = []
-        for scale in self.scales:
-            t0 = time.perf_counter()
-            inp = preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size)
-            x = torch.from_numpy(inp.image)[None].to(self.device)
+        return self.predict_rows_batch([image])[0]
+
+    @torch.inference_mode()
+    def predict_rows_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`predict_rows` for several BGR images; images whose inputs share a size run as one batch."""
+        per_scale = [self._predict_scale(images, scale) for scale in self.scales]
+        results = []
+        for i in range(len(images)):
+            rows = np.concatenate([scale_rows[i] for scale_rows in per_scale])
+            results.append(soft_nms(rows, sigma=0.5, score_thresh=0.001) if len(self.scales) > 1 else rows)
+        return results
+
+    def _predict_scale(self, images: Sequence[np.ndarray], scale: float) -> list[np.ndarray]:
+        t0 = time.perf_counter()
+        inputs = [preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size)
+                  for image in images]
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, inp in enumerate(inputs):  # keep_res canvases differ by image size
+            groups[inp.image.shape].append(i)
+        results: list[np.ndarray] = [np.empty(0)] * len(images)
+        for members in groups.values():
+            x = torch.from_numpy(np.stack([inputs[i].image for i in members])).to(self.device)
             if self.flip_test:
                 x = torch.cat([x, x.flip(3)])
             self._sync()
@@ -148,22 +167,22 @@ class Predictor:
             heads = self.net(x)[-1]
             self._sync()
             t2 = time.perf_counter()
-            # (1, 1) fix_res scale or (1, 2) keep_res canvas size; only s[:, 0] is used, as the original.
-            s = torch.from_numpy(np.asarray(inp.s, dtype=np.float64).reshape(1, -1))
-            rows, kp_scores = decode_to_image(
-                heads, torch.from_numpy(inp.c)[None], s, keypoints=self.keypoints, K=self.K, flip=self.flip_test,
-                fix_flip_offset=self.fix_flip_offset, scale=scale)
+            c = torch.from_numpy(np.stack([inputs[i].c for i in members]))
+            # (n, 1) fix_res scales or (n, 2) keep_res canvas sizes; only s[:, 0] is used, as the original.
+            s = torch.from_numpy(np.stack([np.asarray(inputs[i].s, dtype=np.float64).reshape(-1) for i in members]))
+            rows, kp_scores = decode_to_image(heads, c, s, keypoints=self.keypoints, K=self.K, flip=self.flip_test,
+                                              fix_flip_offset=self.fix_flip_offset, scale=scale)
             self._sync()
             t3 = time.perf_counter()
             # "dec" = flip merge + decode + inverse affine on the device; "post" = the copy to the host.
-            per_scale.append(torch.cat([rows[0], kp_scores[0]], dim=1).cpu().numpy())
+            out = torch.cat([rows, kp_scores], dim=2).cpu().numpy()
+            for j, i in enumerate(members):
+                results[i] = out[j]
             t4 = time.perf_counter()
             for stage, dt in (("pre", t1 - t0), ("net", t2 - t1), ("dec", t3 - t2), ("post", t4 - t3)):
                 self.timer.add(stage, dt)
-        rows = np.concatenate(per_scale)
-        if len(self.scales) > 1:
-            rows = soft_nms(rows, sigma=0.5, score_thresh=0.001)
-        return rows
+            t0 = time.perf_counter()
+        return results
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -182,10 +201,8 @@ class Predictor:
         """Predict people on an image path, a BGR/RGB array, or a list of them (then a list is returned)."""
         single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3))
         batch = [images] if single else list(images)
-        results = []
-        for source in batch:
-            t0 = time.perf_counter()
-            image = read_image(source, color)
-            self.timer.add("load", time.perf_counter() - t0)
-            results.append(self._poses(self.predict_rows(image)))
+        t0 = time.perf_counter()
+        loaded = [read_image(source, color) for source in batch]
+        self.timer.add("load", time.perf_counter() - t0)
+        results = [self._poses(rows) for rows in self.predict_rows_batch(loaded)]
         return results[0] if single else results

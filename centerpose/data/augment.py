@@ -111,8 +111,7 @@ def draw_train_geometry(width: int, height: int, rng, *, rand_crop: bool = True,
     Args:
         width, height: image size in pixels.
         rng: RandomState-like geometry generator (``choice``, ``randint``, ``randn``, ``random``):
-            ``np.random`` (the original's global RNG), a ``np.random.RandomState``, or a
-            :class:`GeneratorAdapter`.
+            ``np.random`` (the original's global RNG) or a ``np.random.RandomState``.
         rand_crop: random crop with the scale set {0.6 … 1.3} and the border rule (default);
             False uses shift/scale jitter instead.
         shift, scale: jitter magnitudes for ``rand_crop=False``.
@@ -165,31 +164,6 @@ def warp_image(img: np.ndarray, geo: Geometry, trans_input: np.ndarray, input_si
     if geo.flipped:
         img = np.ascontiguousarray(img[:, ::-1])
     return cv2.warpAffine(img, trans_input, (input_size, input_size), flags=cv2.INTER_LINEAR)
-
-
-class GeneratorAdapter:
-    """Gives a ``np.random.Generator`` the RandomState methods the samplers call."""
-
-    def __init__(self, generator: np.random.Generator):
-        self.generator = generator
-
-    def choice(self, a: Any) -> Any:
-        return self.generator.choice(a)
-
-    def randint(self, low: int, high: int) -> int:
-        return int(self.generator.integers(low, high))
-
-    def randn(self) -> float:
-        return float(self.generator.standard_normal())
-
-    def random(self) -> float:
-        return float(self.generator.random())
-
-    def uniform(self, low: float = 0.0, high: float = 1.0, size=None):
-        return self.generator.uniform(low, high, size)
-
-    def normal(self, loc: float = 0.0, scale: float = 1.0, size=None):
-        return self.generator.normal(loc, scale, size)
 
 
 @dataclass

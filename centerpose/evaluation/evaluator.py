@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -106,9 +105,3 @@ class CocoPoseEvaluator:
             dist.broadcast_object_list(box, src=0)
             metrics = box[0]
         return metrics
-
-    def save_metrics(self, metrics: Mapping[str, float], path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dict(metrics), indent=2))
-        return path

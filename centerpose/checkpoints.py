@@ -18,6 +18,11 @@ from centerpose.original import LoadReport, convert_original_state_dict, load_ma
 log = logging.getLogger("centerpose.checkpoints")
 
 
+def net_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's tensors of a CenterPoseModule state dict (``net.`` prefix removed)."""
+    return {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+
+
 def read_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
     """Tensors of ``path`` under our key names, loaded with ``weights_only=True``.
 
@@ -34,7 +39,7 @@ def read_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not state:
         raise ValueError(f"init_from: '{path}' holds no state dict")
     if any(k.startswith("net.") for k in state):  # written by centerpose.train
-        return {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+        return net_state_dict(state)
     if any(k.startswith(("backbone.", "neck.", "heads.")) for k in state):  # a bare centerpose state dict
         return dict(state)
     return convert_original_state_dict(state, arch)

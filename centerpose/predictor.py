@@ -118,6 +118,8 @@ class Predictor:
         """Rebuild the network from a centerpose checkpoint (Lightning ``.ckpt``), loaded with weights_only."""
         from hydra.utils import instantiate
 
+        from centerpose.checkpoints import net_state_dict
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: '{path}'")
@@ -127,8 +129,7 @@ class Predictor:
             raise ValueError(f"'{path}' has no centerpose_config: not a checkpoint written by centerpose.train "
                              "(convert original CenterNet files with centerpose.convert)")
         net = instantiate(config["model"]["net"])
-        state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-        net.load_state_dict(state)
+        net.load_state_dict(net_state_dict(ckpt["state_dict"]))
         keypoints = instantiate(config["keypoints"]) if "keypoints" in config else COCO_PERSON
         kwargs.setdefault("pad", config.get("recipe", {}).get("test_pad", 31))
         kwargs.setdefault("input_size", config.get("data", {}).get("input_size", 512))

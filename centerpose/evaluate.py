@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from rich.table import Table
 from centerpose.config import config_dir, quote_argv
 from centerpose.data.datamodule import check_coco_layout, coco_split_paths
 from centerpose.evaluation.coco import evaluate_coco, save_coco_results, to_coco_results
+from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.keypoints import KeypointSpec
+from centerpose.safety import RunError, exit_if_output_unwritable, one_line_errors, writable_problem
 
 log = logging.getLogger("centerpose.evaluate")
 
@@ -72,12 +75,15 @@ def oracle_results(image_dir: Path, ann_file: Path, variant: str, keypoints: Key
     return results
 
 
-def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: KeypointSpec
-                       ) -> tuple[dict[int, np.ndarray], dict]:
-    """Run the predictor over every image of the split; returns results and per-stage times."""
+def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: KeypointSpec,
+                       unreadable: list[dict] | None = None) -> tuple[dict[int, np.ndarray], dict]:
+    """Run the predictor over every image of the split; returns results and per-stage times.
+
+    An image that cannot be read is scored as one without detections and appended to ``unreadable``.
+    """
     from rich.progress import track
 
-    from centerpose.predictor import Predictor, read_image
+    from centerpose.predictor import Predictor
 
     test = cfg.test
     kwargs = dict(flip_test=test.flip, keep_res=test.keep_res, scales=list(test.scales), K=test.K,
@@ -85,17 +91,34 @@ def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: 
     if test.pad is not None:
         kwargs["pad"] = test.pad
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device), **kwargs)
+    check_skeleton_fits(predictor.keypoints, keypoints, cfg.ckpt_path)
     j = keypoints.num_joints
     ids = sorted(coco.getImgIds())[: cfg.max_images or None]
     results = {}
+    unreadable = [] if unreadable is None else unreadable
     for img_id in track(ids, description="evaluating"):
         start = time.perf_counter()
-        image = read_image(image_dir / coco.loadImgs(img_id)[0]["file_name"])
+        path = image_dir / coco.loadImgs(img_id)[0]["file_name"]
+        try:
+            image = read_image_checked(path)
+        except BadImageError as e:  # scored as an image without detections; named in the log and the report
+            log.warning("image %s skipped: %s: %s", img_id, path, e.reason)
+            unreadable.append({"file": str(path), "image_id": int(img_id), "reason": e.reason})
+            results[img_id] = np.zeros((0, 5 + 2 * j), np.float32)
+            continue
         predictor.timer.add("load", time.perf_counter() - start)
         rows = predictor.predict_rows(image)
         results[img_id] = rows[:, : 5 + 2 * j]
         predictor.timer.add("tot", time.perf_counter() - start)
     return results, predictor.timer.summary()
+
+
+def check_skeleton_fits(ckpt_keypoints: KeypointSpec, data_keypoints: KeypointSpec, ckpt_path: str) -> None:
+    """Refuse, before the first image, a checkpoint whose heads predict another skeleton than the data's."""
+    if ckpt_keypoints.num_joints != data_keypoints.num_joints:
+        raise RunError(f"checkpoint {ckpt_path} predicts {ckpt_keypoints.num_joints} joints "
+                       f"({', '.join(ckpt_keypoints.names[:6])}...) but the data / keypoints config has "
+                       f"{data_keypoints.num_joints}: evaluate it with keypoints= matching its training")
 
 
 def print_report(metrics: dict[str, float], times: dict | None, console: Console) -> None:
@@ -119,17 +142,30 @@ def print_report(metrics: dict[str, float], times: dict | None, console: Console
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate a checkpoint or an oracle on ``data.root``'s val split; writes results and metrics."""
+    from centerpose.config_check import check_config_types
+    from centerpose.data.preflight import check_split, enforce
+
+    check_config_types(cfg)
     keypoints = hydra.utils.instantiate(cfg.keypoints)
     check_coco_layout(cfg.data.root, ("val",))
     image_dir, ann_file = coco_split_paths(cfg.data.root, "val")
+    out = Path(cfg.paths.output_dir)
+    problem = writable_problem(out)
+    if problem:
+        raise RunError(f"cannot write results to '{out}' ({problem}); set hydra.run.dir= to a writable folder")
+    if cfg.data.get("preflight", True):
+        enforce([check_split(ann_file, image_dir, keypoints.num_joints, keypoints.category_name, train=False,
+                             missing_images_fatal=cfg.data.get("on_bad_sample", "skip") == "raise")],
+                out / "preflight.json")
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(ann_file))
     times = None
+    unreadable: list[dict] = []
     if cfg.oracle:
         results = oracle_results(image_dir, ann_file, cfg.oracle, keypoints, cfg.test.K, cfg.data.input_size,
                                  cfg.max_images)
     elif cfg.ckpt_path:
-        results, times = checkpoint_results(cfg, image_dir, coco, keypoints)
+        results, times = checkpoint_results(cfg, image_dir, coco, keypoints, unreadable)
     else:
         raise ValueError("evaluate needs ckpt_path=<checkpoint> or oracle=hm|hm_hp|all")
     coco_results = to_coco_results(dict(sorted(results.items())))
@@ -137,8 +173,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         coco.imgs = {i: coco.imgs[i] for i in sorted(results)}  # score only the evaluated images
         coco.dataset["images"] = [im for im in coco.dataset["images"] if im["id"] in results]
     metrics = evaluate_coco(coco, coco_results, keypoints)
-    out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if unreadable:
+        (out / "bad_samples.json").write_text(json.dumps(unreadable, indent=1))
+        log.warning("unreadable images were scored without detections; listed in %s", out / "bad_samples.json")
     save_coco_results(coco_results, out / "results.json")
     report = {**metrics, **({"time": times} if times else {})}
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
@@ -149,9 +187,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    return evaluate(cfg)["AP"]
+    with one_line_errors(log):
+        return evaluate(cfg)["AP"]
 
 
 if __name__ == "__main__":
     quote_argv()
+    exit_if_output_unwritable(sys.argv[1:], "centerpose.evaluate")
     main()

@@ -67,19 +67,39 @@ register_resolvers()
 
 # ---------------------------------------------------------------------------------------------- resume
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """``auto`` → the newest of ``<output_dir>/hpc_ckpt_*.ckpt`` (Lightning's SLURM pre-emption save) and
-    ``<output_dir>/checkpoints/last*.ckpt``, or None (fresh start) when there is none; anything else is
-    passed to Lightning unchanged (a path, ``last``, ``best``, ``hpc`` or None)."""
+    """``auto`` → the newest checkpoint of the run folder that loads and can resume a training, or None
+    (fresh start) when there is none; anything else is passed to Lightning unchanged (a path, ``last``,
+    ``best``, ``hpc`` or None).
+
+    Candidates are ``<output_dir>/hpc_ckpt_*.ckpt`` (Lightning's SLURM pre-emption save) and
+    ``<output_dir>/checkpoints/*.ckpt``, newest first. A file that does not load (truncated, empty) or holds
+    no training state is skipped with a warning saying which and why; temporary files of interrupted saves
+    are deleted.
+    """
     if ckpt_path != "auto":
         return ckpt_path
+    from centerpose.checkpoint_io import RESUME_KEYS, TMP_MARK, CheckpointLoadError, clean_partial_saves
+    from centerpose.checkpoint_io import load_checkpoint_file
+
     out = Path(output_dir)
-    candidates = [*out.glob("hpc_ckpt_*.ckpt"), *(out / "checkpoints").glob("last*.ckpt")]
-    if not candidates:
-        log.info("ckpt_path=auto: no checkpoint in %s, starting fresh", out)
-        return None
-    newest = max(candidates, key=lambda p: p.stat().st_mtime)
-    log.info("ckpt_path=auto: resuming from %s", newest)
-    return str(newest)
+    if env_global_rank() == 0:
+        clean_partial_saves(out / "checkpoints")
+    candidates = [p for p in [*out.glob("hpc_ckpt_*.ckpt"), *(out / "checkpoints").glob("*.ckpt")]
+                  if TMP_MARK not in p.name]
+    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            ckpt = load_checkpoint_file(path, mmap=True)
+        except CheckpointLoadError as e:
+            log.warning("ckpt_path=auto: skipping %s", e)
+            continue
+        missing = [k for k in RESUME_KEYS if k not in ckpt]
+        if missing:
+            log.warning("ckpt_path=auto: skipping %s: no training state (missing %s)", path, ", ".join(missing))
+            continue
+        log.info("ckpt_path=auto: resuming from %s (epoch %s done)", path, ckpt.get("epoch"))
+        return str(path)
+    log.info("ckpt_path=auto: no loadable checkpoint in %s, starting fresh", out)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- sweeps

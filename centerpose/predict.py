@@ -23,8 +23,10 @@ from omegaconf import DictConfig
 from rich.progress import Progress
 
 from centerpose.config import config_dir, quote_argv
+from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.evaluate import resolve_device
 from centerpose.predictor import Poses, Predictor
+from centerpose.safety import RunError, one_line_errors
 from centerpose.visualize import draw_poses
 
 log = logging.getLogger("centerpose.predict")
@@ -75,6 +77,7 @@ def predict(cfg: DictConfig) -> Path:
                                           flip_test=cfg.flip_test, keep_res=cfg.keep_res,
                                           score_thresh=cfg.score_thresh)
     detections: dict[str, list] = {}
+    skipped: list[str] = []
     if kind in ("image", "folder"):
         paths = [Path(cfg.source)] if kind == "image" else sorted(
             p for p in Path(cfg.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -83,9 +86,11 @@ def predict(cfg: DictConfig) -> Path:
         with Progress(disable=kind == "image") as progress:
             task = progress.add_task("predicting", total=len(paths))
             for path in paths:
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if image is None:
-                    log.warning("skipping '%s': not a readable image", path)
+                try:
+                    image = read_image_checked(path)
+                except BadImageError as e:
+                    log.warning("skipping '%s': %s", path, e.reason)
+                    skipped.append(f"{path.name} ({e.reason})")
                     progress.advance(task)
                     continue
                 poses = predictor(image)
@@ -117,14 +122,19 @@ def predict(cfg: DictConfig) -> Path:
         capture.release()
         if writer is not None:
             writer.release()
+    if skipped and not detections:
+        raise RunError(f"no input could be read from '{cfg.source}': skipped {', '.join(skipped)}")
     (out / "detections.json").write_text(json.dumps(detections))
     log.info("%d %s written to %s", len(detections), "frames" if kind in ("video", "webcam") else "images", out)
+    if skipped:
+        log.warning("%d file(s) skipped: %s", len(skipped), ", ".join(skipped))
     return out
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    predict(cfg)
+    with one_line_errors(log):
+        predict(cfg)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import centerpose
 from centerpose import launch  # registers the cp.rank_zero* config resolvers
+from centerpose import safety
 from centerpose.config import config_dir, quote_argv
 
 log = logging.getLogger("centerpose.train")
@@ -91,7 +92,18 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     if not loggers:  # LearningRateMonitor refuses to run without a logger (logger=none)
         callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.LearningRateMonitor)]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    use_safe_checkpoint_io(trainer)
     return datamodule, model, trainer
+
+
+def use_safe_checkpoint_io(trainer: pl.Trainer) -> None:
+    """Atomic, verified saves and weights_only=True loads (resume included), unless a custom plugin is set."""
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    from centerpose.checkpoint_io import SafeCheckpointIO
+
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = SafeCheckpointIO()
 
 
 def check_resumable(ckpt_path: str | None) -> None:
@@ -124,8 +136,11 @@ def train(cfg: DictConfig) -> float | None:
     """Fit (and validate) one run; returns ``cfg.optimized_metric`` for Hydra sweepers.
 
     ``train=false`` validates only: the weights of ``ckpt_path`` (or ``init_from``) on the val set.
-    ``ckpt_path=auto`` resumes from the run directory's newest checkpoint if there is one.
+    ``ckpt_path=auto`` resumes from the run directory's newest checkpoint that loads, if there is one.
     """
+    from centerpose.config_check import check_config_types
+
+    check_config_types(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     launch.apply_sweep_defaults(cfg)
@@ -134,14 +149,17 @@ def train(cfg: DictConfig) -> float | None:
         check_resumable(ckpt_path)
     datamodule, model, trainer = build(cfg)
     if trainer.is_global_zero:
+        safety.check_writable_run_folders(trainer, Path(cfg.paths.output_dir))
         record_run(Path(cfg.paths.output_dir), cfg)
+    if ckpt_path and cfg.get("train", True):
+        safety.continue_logger_history(trainer, ckpt_path)
     for lg in trainer.loggers:
         lg.log_hyperparams({**model.run_config, "run": run_info()})
     with launch.hydra_ddp_job(trainer):
         if cfg.get("train", True):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         elif cfg.get("validate", True):
-            trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -153,9 +171,11 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return train(cfg)
+    with safety.one_line_errors(log):
+        return train(cfg)
 
 
 if __name__ == "__main__":
     quote_argv()
+    safety.exit_if_output_unwritable(sys.argv[1:], "centerpose.train")
     main()

@@ -14,11 +14,12 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
 from centerpose.codec.encode import coco_boxes_to_xyxy, encode_pose_targets
+from centerpose.data.bad_samples import get_or_replace
+from centerpose.data.image_io import BadImageError, read_image_checked, with_image_id
 from centerpose.data.augment import (Geometry, SampleRngs, center_geometry, draw_train_geometry,
                                      sample_transforms, warp_image)
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR, build_photometric, normalize
@@ -60,6 +61,11 @@ class CocoPoseDataset(Dataset):
         FileNotFoundError: the annotation file or image folder does not exist.
         ValueError: an option is out of range or the annotation file lacks a keypoint category.
     """
+
+    #: "raise": an unreadable image stops the run; "skip": the next readable sample replaces it and the file is
+    #: reported (``centerpose.data.bad_samples``). The data module sets both from ``data.on_bad_sample``.
+    on_bad_sample = "raise"
+    bad_sample_log: str | None = None
 
     def __init__(self, image_dir: str | os.PathLike, ann_file: str | os.PathLike, train: bool = True,
                  augment: bool = True, input_size: int = 512, down_ratio: int = 4, max_objs: int = 32,
@@ -128,7 +134,7 @@ class CocoPoseDataset(Dataset):
         return SampleRngs.original(self.data_rng)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.get_sample(index)
+        return get_or_replace(self, index, self.get_sample)
 
     def get_sample(self, index: int, rngs: SampleRngs | None = None) -> dict[str, Any]:
         """Build sample ``index``, optionally with explicit generators (for parity checks).
@@ -167,13 +173,11 @@ class CocoPoseDataset(Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 BGR image of sample ``index``, read with cv2 (greyscale → 3 channels)."""
-        path = self.image_path(index)
-        if not path.is_file():
-            raise FileNotFoundError(f"image {self.ids[index]}: file not found: {path}")
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None or img.size == 0:
-            raise ValueError(f"image {self.ids[index]}: cannot decode {path} (corrupt or not an image)")
-        return img
+        # BadImageError (a ValueError) names the file and why: missing, empty, truncated, undecodable.
+        try:
+            return read_image_checked(self.image_path(index))
+        except BadImageError as e:
+            raise with_image_id(e, self.ids[index]) from None
 
     def load_annotations(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (n, 4) float32 xyxy and keypoints (n, J, 3) float32 of the first ``max_objs``

@@ -58,6 +58,11 @@ class CocoPoseDataModule(pl.LightningDataModule):
             (augmentation switches, extra albumentations transforms, RNG mode).
         synthetic: if given, ``root`` is filled with :func:`centerpose.data.synthetic.ensure_synthetic_coco`
             using these keyword arguments before loading (the package's embedded default dataset).
+        preflight: check the annotation files and that every image exists before the datasets are built
+            (:mod:`centerpose.data.preflight`); fatal problems stop the run before its first step.
+        on_bad_sample: ``skip`` replaces a sample whose image cannot be read during the run (reported in the
+            log and ``bad_samples.json``); ``raise`` stops at it.
+        report_dir: where the pre-flight report (``preflight.json``) is written when it found problems.
     """
 
     def __init__(
@@ -74,6 +79,9 @@ class CocoPoseDataModule(pl.LightningDataModule):
         max_objs: int = 32,
         train_options: dict[str, Any] | None = None,
         synthetic: dict[str, Any] | None = None,
+        preflight: bool = True,
+        on_bad_sample: str = "skip",
+        report_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -88,6 +96,10 @@ class CocoPoseDataModule(pl.LightningDataModule):
         self.common = dict(input_size=input_size, down_ratio=down_ratio, max_objs=max_objs, keypoints=keypoints)
         self.train_options = dict(train_options or {})
         self.synthetic = synthetic
+        if on_bad_sample not in ("skip", "raise"):
+            raise ValueError(f"data.on_bad_sample must be 'skip' or 'raise', got {on_bad_sample!r}")
+        self.preflight, self.on_bad_sample = preflight, on_bad_sample
+        self.report_dir = Path(report_dir) if report_dir else None
         self.train_set = None
         self.val_set = None
 
@@ -103,13 +115,29 @@ class CocoPoseDataModule(pl.LightningDataModule):
 
         if stage in (None, "fit") and self.train_set is None:
             check_coco_layout(self.root, ("train", "val"))
+            self.run_preflight(("train", "val"))
             image_dir, ann_file = coco_split_paths(self.root, "train")
             self.train_set = CocoPoseDataset(image_dir, ann_file, train=True, augment=True,
                                              **self.common, **self.train_options)
+            self.train_set.on_bad_sample = self.on_bad_sample
         if stage in (None, "fit", "validate", "test") and self.val_set is None:
             check_coco_layout(self.root, ("val",))
+            if stage not in (None, "fit"):
+                self.run_preflight(("val",))
             image_dir, ann_file = coco_split_paths(self.root, "val")
             self.val_set = CocoPoseDataset(image_dir, ann_file, train=False, augment=False, **self.common)
+            self.val_set.on_bad_sample = self.on_bad_sample
+
+    def run_preflight(self, splits: tuple[str, ...]) -> None:
+        """Check the splits' annotations and image files; raise on fatal problems (no-op with preflight off)."""
+        if not self.preflight:
+            return
+        from centerpose.data.preflight import check_split, enforce
+
+        reports = [check_split(ann, images, self.keypoints.num_joints, self.keypoints.category_name,
+                               train=split == "train", missing_images_fatal=self.on_bad_sample == "raise")
+                   for split in splits for images, ann in [coco_split_paths(self.root, split)]]
+        enforce(reports, self.report_dir / "preflight.json" if self.report_dir else None)
 
     def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
         return DataLoader(

@@ -12,7 +12,7 @@ import torch
 def batch_images(batch: Any) -> int:
     """Number of images in a batch: the leading size of ``batch["input"]`` (B, 3, H, W)."""
     if isinstance(batch, Mapping):
-        batch = batch["input"]
+        batch = batch["input"] if "input" in batch else batch["image"]  # float input or uint8 images
     elif isinstance(batch, (list, tuple)):
         batch = batch[0]
     return int(batch.shape[0])

@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from centerpose.data.photometric import finish_input
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 
@@ -101,6 +102,10 @@ class CenterPoseModule(pl.LightningModule):
             self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, prog_bar=name == "loss",
                      sync_dist=not on_step, batch_size=batch_size)
         return loss, outputs
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # uint8 images + per-sample colour/normalisation maps -> float input, one batched op on the device.
+        return finish_input(batch) if isinstance(batch, dict) else batch
 
     def on_train_epoch_start(self) -> None:
         # Per-sample augmentation RNGs (CocoPoseDataset(rng="per_sample")) are seeded from the epoch; the

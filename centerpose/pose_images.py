@@ -20,6 +20,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
 from centerpose.codec.pipeline import decode_to_image
+from centerpose.data.photometric import sample_input
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.visualize import draw_ground_truth, draw_poses, side_by_side
 
@@ -62,7 +63,7 @@ def load_samples(dataset: Any, num_images: int) -> list[PoseSample]:
         meta = item["meta"]
         img_id = int(meta["img_id"])
         anns = dataset.coco.loadAnns(ids=dataset.coco.getAnnIds(imgIds=[img_id]))
-        samples.append(PoseSample(img_id=img_id, image=dataset.load_image(i), input=np.asarray(item["input"]),
+        samples.append(PoseSample(img_id=img_id, image=dataset.load_image(i), input=sample_input(item),
                                   c=np.asarray(meta["c"], np.float64).reshape(2), s=float(meta["s"]),
                                   annotations=list(anns)))
     return samples

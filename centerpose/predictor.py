@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from centerpose.codec.pipeline import decode_to_image
-from centerpose.data.preprocess import preprocess
+from centerpose.data.photometric import apply_input_affine, input_affine
+from centerpose.data.preprocess import BGR_MEAN, BGR_STD, preprocess
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.nms import soft_nms
 
@@ -107,6 +108,8 @@ class Predictor:
         self.keep_res = keep_res
         self.pad = pad
         self.input_size = input_size
+        # uint8 BGR canvas -> normalised input: the same per-pixel map as the training batches (photometric.py)
+        self._input_affine = torch.from_numpy(input_affine(BGR_MEAN, BGR_STD))
         self.scales = tuple(float(s) for s in scales)
         self.K = K
         self.score_thresh = score_thresh
@@ -153,14 +156,16 @@ class Predictor:
 
     def _predict_scale(self, images: Sequence[np.ndarray], scale: float) -> list[np.ndarray]:
         t0 = time.perf_counter()
-        inputs = [preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size)
-                  for image in images]
+        inputs = [preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size,
+                             normalize=False) for image in images]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, inp in enumerate(inputs):  # keep_res canvases differ by image size
             groups[inp.image.shape].append(i)
         results: list[np.ndarray] = [np.empty(0)] * len(images)
         for members in groups.values():
+            # uint8 canvases to the device, normalised there (as the training batches)
             x = torch.from_numpy(np.stack([inputs[i].image for i in members])).to(self.device)
+            x = apply_input_affine(x, self._input_affine.to(self.device))
             if self.flip_test:
                 x = torch.cat([x, x.flip(3)])
             self._sync()

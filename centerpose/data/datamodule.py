@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytorch_lightning as pl
+from lightning_fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader
 
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
@@ -40,6 +43,15 @@ def check_coco_layout(root: str | Path, splits: tuple[str, ...] = ("train", "val
             + "\n" + COCO_HELP.format(root=root))
 
 
+def worker_init(worker_id: int) -> None:
+    """DataLoader worker setup: cv2 without its own thread pool (a worker is one core; cv2's threads
+    only oversubscribe), then Lightning's per-worker seeding when ``seed_everything(workers=True)``
+    asked for it (Lightning adds its own ``worker_init_fn`` only to loaders that have none)."""
+    cv2.setNumThreads(0)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        pl_worker_init_function(worker_id)
+
+
 class CocoPoseDataModule(pl.LightningDataModule):
     """Train and val loaders over a COCO-layout person-keypoints dataset.
 
@@ -56,6 +68,10 @@ class CocoPoseDataModule(pl.LightningDataModule):
         input_size, down_ratio, max_objs: the original's 512 / 4 / 32.
         train_options: extra keyword arguments for the training :class:`CocoPoseDataset`
             (augmentation switches, extra albumentations transforms, RNG mode).
+        input_format: "uint8" (default) — loaders ship the warped uint8 image and a (3, 4) colour +
+            normalisation map per sample, finished on the device by the module's
+            ``on_after_batch_transfer`` (:func:`centerpose.data.photometric.finish_input`); "float" — the
+            original's CPU float path (see :class:`CocoPoseDataset`).
         synthetic: if given, ``root`` is filled with :func:`centerpose.data.synthetic.ensure_synthetic_coco`
             using these keyword arguments before loading (the package's embedded default dataset).
         preflight: check the annotation files and that every image exists before the datasets are built
@@ -82,6 +98,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
         preflight: bool = True,
         on_bad_sample: str = "skip",
         report_dir: str | Path | None = None,
+        input_format: str = "uint8",
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -93,7 +110,8 @@ class CocoPoseDataModule(pl.LightningDataModule):
         per_sample = (train_options or {}).get("rng") == "per_sample"
         self.persistent_workers = persistent_workers and num_workers > 0 and not per_sample
         self.keypoints = keypoints
-        self.common = dict(input_size=input_size, down_ratio=down_ratio, max_objs=max_objs, keypoints=keypoints)
+        self.common = dict(input_size=input_size, down_ratio=down_ratio, max_objs=max_objs, keypoints=keypoints,
+                           input_format=input_format)
         self.train_options = dict(train_options or {})
         self.synthetic = synthetic
         if on_bad_sample not in ("skip", "raise"):
@@ -142,7 +160,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
     def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, persistent_workers=self.persistent_workers,
+            pin_memory=self.pin_memory, persistent_workers=self.persistent_workers, worker_init_fn=worker_init,
         )
 
     def train_dataloader(self) -> DataLoader:

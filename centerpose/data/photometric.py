@@ -1,0 +1,131 @@
+"""Photometrics as one per-pixel affine map, applied to a uint8 batch where it lands (on GPU or CPU).
+
+The CornerNet colour augmentation (METHOD §1.3) and the normalisation are affine per pixel in the
+colour channels: brightness x ← αx; contrast x ← αx + (1 − α)ḡ; saturation x ← αx + (1 − α)g with
+g = w·x₀ the grey value of the *un-augmented* image and ḡ its image mean (both computed once, before
+any op, QUIRK D14); PCA lighting x ← x + δ; then (x − mean) / std. Nothing clips. Composed with
+x₀ = u / 255 they fold into one 3 × 4 matrix ``[M | o]`` per sample, so that the finished input is
+``M @ u + o`` for the warped uint8 pixel u (BGR). ḡ = w · mean(u) / 255 follows from the uint8
+image's channel means (the mean is linear), so the fold is exact up to float32 rounding (≈ 1e-6).
+
+The worker ships the warped uint8 image and this (3, 4) matrix; :func:`finish_input` turns a collated
+batch into the float input in one batched op (``LightningModule.on_after_batch_transfer``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from centerpose.data.transforms import EIG_VAL, EIG_VEC
+
+# cv2.COLOR_BGR2GRAY weights in BGR order (0.114 B + 0.587 G + 0.299 R).
+GREY_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float64)
+
+IMAGE_KEY = "image"  # (B, H, W, 3) uint8 warped BGR images of a batch in uint8 form
+AFFINE_KEY = "input_affine"  # (B, 3, 4) float32 per-sample [M | o]
+
+
+def channel_means(image: np.ndarray) -> np.ndarray:
+    """(3,) float64 per-channel means of an (H, W, 3) uint8 image (cv2's SIMD reduction)."""
+    return np.asarray(cv2.mean(image)[:3], dtype=np.float64)
+
+
+def color_affine(ops: Sequence[str], alphas: Sequence[float], light: np.ndarray, grey_mean: float,
+                 eig_val: np.ndarray = EIG_VAL, eig_vec: np.ndarray = EIG_VEC) -> tuple[np.ndarray, np.ndarray]:
+    """The drawn colour ops (:func:`centerpose.data.transforms.color_aug`) as ``x ↦ A x + b`` on BGR x in [0, 1].
+
+    Args:
+        ops, alphas: op names in application order and their factors α.
+        light: (3,) lighting coefficients a.
+        grey_mean: ḡ, the image mean of the grey image of the un-augmented x.
+
+    Returns:
+        A (3, 3) and b (3,), float64.
+    """
+    A = np.eye(3)
+    b = np.zeros(3)
+    for op, alpha in zip(ops, alphas):
+        alpha = float(alpha)
+        A *= alpha
+        b *= alpha
+        if op == "contrast":
+            b += (1.0 - alpha) * grey_mean
+        elif op == "saturation":
+            A += (1.0 - alpha) * GREY_BGR[None, :]  # every channel gets (1 − α) · g(x₀)
+        elif op != "brightness":
+            raise ValueError(f"unknown colour op {op!r}")
+    b += np.dot(eig_vec.astype(np.float64), eig_val.astype(np.float64) * np.asarray(light, np.float64))
+    return A, b
+
+
+def input_affine(mean: np.ndarray, std: np.ndarray, *, channel_order: str = "bgr",
+                 color: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(3, 4) float32 ``[M | o]`` taking a BGR uint8 pixel u to the network input ``M u + o``.
+
+    Args:
+        mean, std: (3,) normalisation statistics in ``channel_order``.
+        channel_order: "bgr", or "rgb" (the colour ops work in BGR, then the channels are reversed).
+        color: ``(A, b)`` of :func:`color_affine` (augmenting), or None.
+    """
+    A, b = color if color is not None else (np.eye(3), np.zeros(3))
+    A = A / 255.0
+    if channel_order == "rgb":
+        A, b = A[::-1], b[::-1]
+    elif channel_order != "bgr":
+        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+    mean = np.asarray(mean, np.float64)
+    std = np.asarray(std, np.float64)
+    M = A / std[:, None]
+    o = (b - mean) / std
+    return np.concatenate([M, o[:, None]], axis=1).astype(np.float32)
+
+
+def apply_input_affine(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """The batched per-pixel affine map: uint8 images to the float network input.
+
+    Elementwise multiply-adds only (no matmul, so TF32/bf16 matmul settings cannot touch it).
+
+    Args:
+        images: (B, H, W, 3) uint8 (or (H, W, 3)).
+        affine: (B, 3, 4) or (3, 4) float32 ``[M | o]`` on the same device.
+
+    Returns:
+        (B, 3, H, W) float32 contiguous (or (3, H, W) for a single image).
+    """
+    single = images.dim() == 3
+    if single:
+        images = images[None]
+    if affine.dim() == 2:
+        affine = affine.expand(images.shape[0], 3, 4)
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected (B, H, W, 3) uint8 images, got {tuple(images.shape)} {images.dtype}")
+    x = images.permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W) uint8: planes for the channel loop
+    m = affine[:, :, :3, None, None].to(torch.float32)  # (B, 3 out, 3 in, 1, 1)
+    out = torch.mul(x[:, 0:1], m[:, :, 0])  # uint8 × float32 promotes to float32 without a copy
+    out.addcmul_(x[:, 1:2], m[:, :, 1])
+    out.addcmul_(x[:, 2:3], m[:, :, 2])
+    out.add_(affine[:, :, 3, None, None].to(torch.float32))
+    return out[0] if single else out
+
+
+def finish_input(batch: dict[str, Any]) -> dict[str, Any]:
+    """Replace a batch's uint8 ``image`` + ``input_affine`` by the finished float ``input`` (in place).
+
+    Batches that already carry a float ``input`` (datasets with user transforms, the CPU float path)
+    pass through unchanged.
+    """
+    if IMAGE_KEY in batch and AFFINE_KEY in batch:
+        batch["input"] = apply_input_affine(batch.pop(IMAGE_KEY), batch.pop(AFFINE_KEY))
+    return batch
+
+
+def sample_input(sample: dict[str, Any]) -> np.ndarray:
+    """(3, R, R) float32 network input of one dataset sample, in either form (float or uint8 + affine)."""
+    if "input" in sample:
+        return np.asarray(sample["input"])
+    out = apply_input_affine(torch.as_tensor(sample[IMAGE_KEY]), torch.as_tensor(sample[AFFINE_KEY]))
+    return out.numpy()

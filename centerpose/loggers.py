@@ -56,11 +56,11 @@ def wandb_run_id(save_dir: str | Path) -> str:
     path = run_id_file(save_dir)
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
-    import wandb
+    import uuid
 
-    run_id = wandb.util.generate_id()
     from centerpose.launch import env_global_rank
 
+    run_id = uuid.uuid4().hex[:8]  # wandb's own id format: 8 lowercase alphanumerics
     if env_global_rank() == 0:
         path.write_text(run_id + "\n")
     return run_id
@@ -89,16 +89,27 @@ class RunCSVLogger(CSVLogger):
         super().__init__(*args, **kwargs)
         self.keep_history = False
 
-    def continue_history(self, epoch: int, global_step: int) -> int:
-        """Keep ``metrics.csv`` rows up to the end of ``epoch`` / ``global_step``; returns the rows kept."""
+    def continue_history(self, epoch: int, global_step: int, epoch_row: dict[str, float] | None = None,
+                         epoch_row_step: int | None = None) -> int:
+        """Keep ``metrics.csv`` rows up to the end of ``epoch`` / ``global_step``; returns the rows kept.
+
+        ``epoch_row`` (kept in the checkpoint by :class:`centerpose.resume.ResumeState`) is the epoch's
+        metrics row, which Lightning logs just after writing the checkpoint; it is added when a kill in
+        between lost it.
+        """
         self.keep_history = True
         path = Path(self.log_dir) / _ContinuingWriter.NAME_METRICS_FILE
         if not path.is_file():
             return 0
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
-            fields, rows = reader.fieldnames or [], list(reader)
+            fields, rows = list(reader.fieldnames or []), list(reader)
         kept = [r for r in rows if _row_before(r, epoch, global_step)]
+        if epoch_row:
+            probe = next(iter(epoch_row))
+            if not any(r.get("epoch") == str(epoch) and r.get(probe) not in (None, "") for r in kept):
+                kept.append({**epoch_row, "epoch": epoch, "step": epoch_row_step})
+                fields = sorted(set(fields) | set(epoch_row) | {"epoch", "step"})
         tmp = path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)

@@ -87,17 +87,31 @@ def restore_rng_state(state: dict[str, Any], dataset: Any = None) -> None:
         data_rng.set_state(numpy_state_from_plain(state["dataset_color"]))
 
 
+def epoch_row(trainer: pl.Trainer) -> dict[str, Any]:
+    """The epoch-level training metrics Lightning logs right *after* the end-of-epoch checkpoint is written.
+
+    A kill between the save and that log would lose the row from ``metrics.csv``; the checkpoint keeps it
+    (``{"epoch_row": {name: value}, "epoch_row_step": step}``) so a resume can write it.
+    """
+    loop = trainer.fit_loop.epoch_loop
+    results = getattr(loop, "_results", None)
+    if results is None or not trainer.training:
+        return {}
+    row = {name: float(value) for name, value in results.metrics(on_step=False)["log"].items()
+           if isinstance(value, torch.Tensor) and value.numel() == 1}
+    return {"epoch_row": row, "epoch_row_step": int(loop._batches_that_stepped) - 1} if row else {}
+
+
 class ResumeState(pl.Callback):
     """Saves the random state of this rank in every checkpoint and restores it when a fit resumes.
 
     The state is captured when the checkpoint is written (after the epoch's training and validation, which
-    is also where the next epoch would start) and restored in ``on_train_start`` of the resumed fit, i.e.
-    after Lightning rebuilt the model and optimizer (which draw random numbers) and before the first batch.
-    Each DDP rank stores its own state under its rank.
+    is also where the next epoch would start) and restored when Lightning hands the callback its state on
+    resume: after the model was built (which draws random numbers), before the first loader is iterated.
+    The checkpoint also keeps the epoch's metrics row (:func:`epoch_row`).
     """
 
     def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
         self._trainer: pl.Trainer | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -105,23 +119,23 @@ class ResumeState(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         trainer = self._trainer
-        rank = trainer.global_rank if trainer is not None else 0
+        if trainer is None:
+            return {}
         # Rank 0 writes the file, so it holds rank 0's state; with one process that is the whole state.
-        return {"rank": rank, "rng": capture_rng_state(train_dataset(trainer) if trainer else None)}
+        return {"rank": trainer.global_rank, "epoch": trainer.current_epoch,
+                "rng": capture_rng_state(train_dataset(trainer)), **epoch_row(trainer)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._pending is None:
+        # Lightning calls this after building the model (which draws random numbers) and before the first
+        # loader of the resumed fit is iterated (FitLoop.setup_data): the place to put the state back.
+        if not state_dict or self._trainer is None:
             return
-        dataset = train_dataset(trainer)
-        if self._pending.get("rank", 0) == trainer.global_rank:
-            restore_rng_state(self._pending["rng"], dataset)
+        trainer, dataset = self._trainer, train_dataset(self._trainer)
+        if state_dict.get("rank", 0) == trainer.global_rank:
+            restore_rng_state(state_dict["rng"], dataset)
         # Other DDP ranks keep their freshly seeded generators (the checkpoint holds rank 0's).
-        # rng=per_sample: the resumed epoch's seeds; Lightning may skip on_train_epoch_start when it
-        # restarts on an epoch end, so set it here as well.
+        # rng=per_sample seeds from the epoch; Lightning skips on_train_epoch_start when it resumes on an
+        # epoch end, so the next epoch is set here.
         if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(trainer.current_epoch)
-        log.info("resume: random state of the checkpoint restored (epoch %d)", trainer.current_epoch)
-        self._pending = None
+            dataset.set_epoch(int(state_dict.get("epoch", -1)) + 1)
+        log.info("resume: random state of the checkpoint restored (end of epoch %s)", state_dict.get("epoch"))

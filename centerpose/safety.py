@@ -84,9 +84,11 @@ def continue_logger_history(trainer: pl.Trainer, ckpt_path: str) -> None:
     except CheckpointLoadError:
         return  # Lightning reports it
     epoch, step = int(ckpt.get("epoch", -1)), int(ckpt.get("global_step", 0))
+    resume_state = (ckpt.get("callbacks") or {}).get("ResumeState") or {}
     for lg in csv_loggers:
         if trainer.is_global_zero:
-            kept = lg.continue_history(epoch, step)
+            kept = lg.continue_history(epoch, step, resume_state.get("epoch_row"),
+                                       resume_state.get("epoch_row_step"))
             logging.getLogger("centerpose.train").info("resume: %s keeps %d rows of epochs 0-%d", lg.log_dir,
                                                        kept, epoch)
         else:

@@ -1,77 +1,256 @@
-"""Throughput of CocoPoseDataset on coco-mini, with and without augmentation, and where the time goes.
+"""The data path from file to normalised float input: per-stage cost, side by side with the original, loader sweep.
 
-Usage: python scripts/bench_data.py [--root ../shared/data/coco-mini] [--passes 3] [--split train]
-Single process; prints samples/s and the per-stage split (imread, warp, colour, encode).
+Three measurements, all on coco-mini train (the 36 annotated images), default augmentation:
+
+1. **Stages** of one sample of centerpose's uint8 path (read, decode, annotations, geometry + warp,
+   colour draws folded into the affine map, target encoding, collate, pin, the device-side
+   ``on_after_batch_transfer`` on this machine), and for contrast the float path's colour + normalise.
+2. **End to end, side by side in one process**: a DataLoader (batch 8, ``num_workers=0``) over
+   - the original's ``multi_pose`` dataset, imported at run time from ``--original-src`` (a checkout of
+     xingyizhou/CenterNet; nothing of it is copied here), default collate;
+   - centerpose ``input_format="float"`` (the original's CPU float path);
+   - centerpose ``input_format="uint8"`` + ``CenterPoseModule.on_after_batch_transfer`` (the default);
+   in alternating rounds, samples/s counted from file to normalised float input. Before timing, the
+   original's and centerpose's inputs are compared for the same seeds (colour augmentation on).
+3. **Loader sweep**: centerpose's default path with ``num_workers`` 0, 1, 2, ... in images/s.
+
+One core per pipeline (cv2 and torch on one thread) unless ``--threads``; on a shared machine prefer the
+ratios, which come from interleaved rounds in one process.
+
+Usage:
+    python scripts/bench_data.py --original-src /path/to/CenterNet [--root ../shared/data/coco-mini]
+        [--rounds 3] [--workers 0 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import io
+import os
+import random
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, default_collate
 
 from centerpose.codec.encode import encode_pose_targets
-from centerpose.data.augment import center_geometry, draw_train_geometry, sample_transforms, warp_image
+from centerpose.data.augment import draw_train_geometry, sample_transforms, warp_image
 from centerpose.data.coco import CocoPoseDataset
+from centerpose.data.datamodule import worker_init
+from centerpose.data.photometric import sample_input
 from centerpose.data.transforms import normalize
+from centerpose.module import CenterPoseModule
+
+BATCH = 8
+clock = time.process_time  # CPU time of this process: robust to other load on a shared machine
 
 
-def staged_pass(ds: CocoPoseDataset, times: dict[str, float]) -> None:
-    """One pass through ``ds`` by its public stages, timing each."""
-    for i in range(len(ds)):
-        t0 = time.perf_counter()
-        img = ds.load_image(i)
-        boxes, kpts = ds.load_annotations(i)
-        t1 = time.perf_counter()
-        h, w = img.shape[:2]
-        rngs = ds.rngs_for(i) if ds.augment else None
-        geo = draw_train_geometry(w, h, rngs.geometry, **ds.geometry_options) if rngs else center_geometry(w, h)
-        t_in, t_rot, t_out = sample_transforms(geo, ds.input_size, ds.output_size)
-        inp = warp_image(img, geo, t_in, ds.input_size).astype(np.float32) / 255.0
-        t2 = time.perf_counter()
-        if rngs is not None and ds.photometric is not None:
+# ------------------------------------------------------------------ the original, imported at run time
+def original_dataset(original_src: Path, root: Path, split: str = "train"):
+    """The original's COCO multi-pose dataset (``COCOHP`` + ``MultiPoseDataset``) with its default options.
+
+    The original's ``src/lib`` is put on ``sys.path`` only while its modules import; its ``utils`` and
+    ``datasets`` package names are then removed from ``sys.modules`` again.
+    """
+    lib = original_src / "src" / "lib"
+    if not (lib / "datasets" / "sample" / "multi_pose.py").is_file():
+        raise FileNotFoundError(f"{original_src}: no src/lib/datasets/sample/multi_pose.py; pass the root of a "
+                                "xingyizhou/CenterNet checkout")
+    names = ("utils", "datasets")
+
+    def ours(k: str) -> bool:
+        return k in names or k.startswith(tuple(n + "." for n in names))
+
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if ours(k)}
+    sys.path.insert(0, str(lib))
+    try:
+        multi_pose = importlib.import_module("datasets.sample.multi_pose")
+        coco_hp = importlib.import_module("datasets.dataset.coco_hp")
+    finally:
+        sys.path.remove(str(lib))
+        for k in [k for k in sys.modules if ours(k)]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+    cls = type("OriginalCOCOHP", (coco_hp.COCOHP, multi_pose.MultiPoseDataset), {})
+    # COCOHP reads {data_dir}/coco/...: a temporary folder with a link to the dataset root.
+    data_dir = Path(tempfile.mkdtemp(prefix="centernet_data_"))
+    (data_dir / "coco").symlink_to(root.resolve())
+    opt = SimpleNamespace(  # the original's opts.py defaults for multi_pose
+        data_dir=str(data_dir), not_rand_crop=False, scale=0.4, shift=0.1, aug_rot=0.0, rotate=0.0, flip=0.5,
+        input_res=512, output_res=128, no_color_aug=False, mse_loss=False, dense_hp=False, hm_gauss=4,
+        reg_offset=True, hm_hp=True, reg_hp_offset=True, debug=0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return cls(opt, split)
+
+
+def check_against_original(orig, ours: CocoPoseDataset, n: int = 4) -> float:
+    """Max |input difference| of the first ``n`` train samples for the same seeds (colour on)."""
+    worst = 0.0
+    for i in range(n):
+        np.random.seed(i)
+        random.seed(i)
+        want = orig[i]["input"]
+        np.random.seed(i)
+        random.seed(i)
+        got = sample_input(ours[i])
+        worst = max(worst, float(np.abs(got - want).max()))
+    return worst
+
+
+# ------------------------------------------------------------------ per-stage profile
+def stage_profile(ds: CocoPoseDataset, module: CenterPoseModule, passes: int) -> dict[str, float]:
+    """CPU seconds per sample of each stage of the uint8 path (plus the float path's colour + normalise)."""
+    t: dict[str, float] = defaultdict(float)
+    n = 0
+    for p in range(passes):
+        ds.set_epoch(p)
+        samples = []
+        for i in range(len(ds)):
+            t0 = clock()
+            data = np.fromfile(ds.image_path(i), dtype=np.uint8)
+            t1 = clock()
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            t2 = clock()
+            boxes, kpts = ds.load_annotations(i)
+            t3 = clock()
+            h, w = img.shape[:2]
+            rngs = ds.rngs_for(i)
+            geo = draw_train_geometry(w, h, rngs.geometry, **ds.geometry_options)
+            t_in, t_rot, t_out = sample_transforms(geo, ds.input_size, ds.output_size)
+            warped = warp_image(img, geo, t_in, ds.input_size)
+            t4 = clock()
+            affine = ds.input_map(warped, rngs)
+            t6 = clock()
+            targets = encode_pose_targets(boxes, kpts, t_out, t_rot, flipped=geo.flipped, image_width=w, rot=geo.rot,
+                                          output_size=ds.output_size, max_objs=ds.max_objs,
+                                          keypoints_spec=ds.keypoints)
+            targets.pop("gt_det")
+            t7 = clock()
+            x = warped.astype(np.float32) / 255.0
+            t8 = clock()
             ds.color_transform.bind_rngs(rngs.shuffle, rngs.color)
-            inp = ds.photometric(image=inp)["image"]
-        inp = normalize(inp, ds.mean, ds.std)
-        t3 = time.perf_counter()
-        encode_pose_targets(boxes, kpts, t_out, t_rot, flipped=geo.flipped, image_width=w, rot=geo.rot,
-                            output_size=ds.output_size, max_objs=ds.max_objs, keypoints_spec=ds.keypoints)
-        t4 = time.perf_counter()
-        for name, dt in (("imread+anns", t1 - t0), ("geometry+warp", t2 - t1), ("colour+normalise", t3 - t2),
-                         ("encode", t4 - t3)):
-            times[name] += dt
+            normalize(ds.photometric(image=x)["image"], ds.mean, ds.std)
+            t9 = clock()
+            samples.append({"image": warped, "input_affine": affine, **targets,
+                            "meta": {"img_id": ds.ids[i], "c": geo.c, "s": float(geo.s)}})
+            for name, dt in (("read file", t1 - t0), ("decode JPEG", t2 - t1), ("annotations", t3 - t2),
+                             ("geometry + flip + warp", t4 - t3),
+                             ("colour draws + fold", t6 - t4), ("encode targets", t7 - t6),
+                             ("[float path: /255]", t8 - t7), ("[float path: colour + normalise]", t9 - t8)):
+                t[name] += dt
+            n += 1
+        for k in range(0, len(samples) - BATCH + 1, BATCH):
+            t0 = clock()
+            batch = default_collate(samples[k:k + BATCH])
+            t1 = clock()
+            if torch.cuda.is_available():
+                batch = {key: v.pin_memory() if isinstance(v, torch.Tensor) else v for key, v in batch.items()}
+            t2 = clock()
+            module.on_after_batch_transfer(batch, 0)
+            t3 = clock()
+            for name, dt in (("collate", t1 - t0), ("pin" if torch.cuda.is_available() else "pin (no CUDA: n/a)",
+                                                     t2 - t1), ("device step (on this CPU)", t3 - t2)):
+                t[name] += dt * len(samples) / ((len(samples) // BATCH) * BATCH)
+    return {k: v / n for k, v in t.items()}
+
+
+# ------------------------------------------------------------------ end to end
+def loader_pass(loader: DataLoader, finish=None) -> tuple[int, float, float]:
+    """(samples, wall seconds, CPU seconds of this process) of one pass, from file to the float input."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    count = 0
+    for batch in loader:
+        if finish is not None:
+            batch = finish(batch, 0)
+        assert batch["input"].dtype == torch.float32
+        count += batch["input"].shape[0]
+    return count, time.perf_counter() - t0, time.process_time() - c0
+
+
+def bare_module() -> CenterPoseModule:
+    """A CenterPoseModule for its batch hook only (no network is run)."""
+    return CenterPoseModule(net=nn.Identity(), loss=nn.Identity(), optimizer=torch.optim.SGD)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/coco-mini")
-    ap.add_argument("--split", default="train", choices=["train", "val"])
-    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--original-src", type=Path, default=None,
+                    help="a xingyizhou/CenterNet checkout, for the side-by-side rows")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating end-to-end rounds (one pass each)")
+    ap.add_argument("--passes", type=int, default=2, help="passes of the stage profile")
+    ap.add_argument("--workers", type=int, nargs="*", default=[0, 1, 2], help="loader sweep (empty: skip)")
+    ap.add_argument("--threads", type=int, default=1, help="cv2 and torch threads of this process")
     args = ap.parse_args()
-    cv2.setNumThreads(1)  # as in a DataLoader worker: one core per sample
-    ann = args.root / "annotations" / f"person_keypoints_{args.split}2017.json"
-    for augment in (False, True):
-        ds = CocoPoseDataset(args.root / f"{args.split}2017", ann, train=args.split == "train", augment=augment,
-                             rng="per_sample")
-        ds[0]  # warm caches
-        t = time.perf_counter()
-        for p in range(args.passes):
-            ds.set_epoch(p)
-            for i in range(len(ds)):
-                ds[i]
-        n = args.passes * len(ds)
-        dt = time.perf_counter() - t
-        times: dict[str, float] = defaultdict(float)
-        for p in range(args.passes):
-            ds.set_epoch(p)
-            staged_pass(ds, times)
-        total = sum(times.values())
-        split = ", ".join(f"{k} {1e3 * v / n:.2f} ms ({100 * v / total:.0f}%)" for k, v in times.items())
-        print(f"{args.split} augment={augment}: {n / dt:.1f} samples/s ({1e3 * dt / n:.2f} ms/sample over {n}); {split}")
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
+    image_dir = args.root / "train2017"
+    ann = args.root / "annotations" / "person_keypoints_train2017.json"
+    module = bare_module()
+    print(f"# coco-mini train, default augmentation, batch {BATCH}; {os.cpu_count()} CPUs, "
+          f"{args.threads} thread(s); torch {torch.__version__}, cv2 {cv2.__version__}")
+
+    # 1. stages
+    u8 = CocoPoseDataset(image_dir, ann, rng="per_sample", input_format="uint8")
+    prof = stage_profile(u8, module, args.passes)
+    path = ("read file", "decode JPEG", "annotations", "geometry + flip + warp", "colour draws + fold", "encode targets",
+            "collate", "pin" if torch.cuda.is_available() else "pin (no CUDA: n/a)", "device step (on this CPU)")
+    total = sum(prof[k] for k in path)
+    print(f"\n## per-sample stages (CPU time), centerpose uint8 path ({len(u8)} images x {args.passes} passes)")
+    for k in path:
+        print(f"  {k:<42s} {1e3 * prof[k]:7.2f} ms  {100 * prof[k] / total:5.1f} %")
+    print(f"  {'total':<42s} {1e3 * total:7.2f} ms  ({1 / total:.1f} samples per CPU-second)")
+    for k in ("[float path: /255]", "[float path: colour + normalise]"):
+        print(f"  {k:<42s} {1e3 * prof[k]:7.2f} ms  (the work the uint8 path moves to the device)")
+
+    # 2. end to end, side by side
+    rows: dict[str, tuple[DataLoader, object]] = {}
+    if args.original_src is not None:
+        orig = original_dataset(args.original_src, args.root, "train")
+        diff = check_against_original(orig, CocoPoseDataset(image_dir, ann, rng="original", input_format="uint8"))
+        print(f"\n# parity: centerpose uint8 path vs the original, first 4 train samples, same seeds, colour on: "
+              f"max |input difference| {diff:.2e}")
+        rows["original (multi_pose.py)"] = (DataLoader(orig, batch_size=BATCH, shuffle=True), None)
+    flt = CocoPoseDataset(image_dir, ann, input_format="float")
+    rows["centerpose input_format=float"] = (DataLoader(flt, batch_size=BATCH, shuffle=True), None)
+    u8o = CocoPoseDataset(image_dir, ann, input_format="uint8")
+    rows["centerpose input_format=uint8 + device step"] = (DataLoader(u8o, batch_size=BATCH, shuffle=True),
+                                                           module.on_after_batch_transfer)
+    done: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for _ in range(args.rounds):
+        for name, (loader, finish) in rows.items():
+            for k, v in enumerate(loader_pass(loader, finish)):
+                done[name][k] += v
+    print(f"\n## end to end, file -> normalised float input, one process, DataLoader batch {BATCH} num_workers=0 "
+          f"({args.rounds} alternating rounds; per CPU-second = the rate of one dedicated core)")
+    first = next(iter(done))
+    n0, wall0, cpu0 = done[first]
+    for name, (n, wall, cpu) in done.items():
+        print(f"  {name:<46s} {n / cpu:7.1f} samples per CPU-s ({1e3 * cpu / n:6.2f} ms) x{(n / cpu) / (n0 / cpu0):.2f}"
+              f" | wall {n / wall:7.1f} samples/s x{(n / wall) / (n0 / wall0):.2f}   (x = vs {first})")
+
+    # 3. loader sweep
+    if args.workers:
+        print(f"\n## DataLoader sweep, centerpose default (uint8 + device step), batch {BATCH}")
+    for workers in args.workers:
+        loader = DataLoader(u8o, batch_size=BATCH, shuffle=True, num_workers=workers, worker_init_fn=worker_init,
+                            persistent_workers=workers > 0)
+        loader_pass(loader, module.on_after_batch_transfer)  # worker start-up
+        n, dt = 0, 0.0
+        for _ in range(args.rounds):
+            m, d, _ = loader_pass(loader, module.on_after_batch_transfer)
+            n, dt = n + m, dt + d
+        print(f"  num_workers={workers}: {n / dt:7.1f} images/s")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from centerpose.data.coco import CocoPoseDataset
-from centerpose.data.photometric import (AFFINE_KEY, IMAGE_KEY, apply_input_affine, color_affine, finish_input,
+from centerpose.data.photometric import (AFFINE_KEY, IMAGE_KEY, _affine_torch, apply_input_affine, color_affine, finish_input,
                                          input_affine, sample_input)
 from centerpose.data.preprocess import preprocess
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR, color_aug, normalize
@@ -64,6 +64,21 @@ def test_collated_batch_is_finished_once_on_the_device_side(tmp_path):
     assert out["input"].dtype == torch.float32 and out["input"].is_contiguous()
     torch.testing.assert_close(out["input"], ref["input"], rtol=0, atol=1e-5)
     assert finish_input(ref)["input"] is ref["input"]  # float batches pass through
+
+
+def test_cpu_kernel_equals_the_device_kernel():
+    rng = np.random.default_rng(2)
+    u = torch.from_numpy(rng.integers(0, 256, (3, 33, 40, 3), dtype=np.uint8))
+    affine = torch.from_numpy(rng.normal(0, 0.02, (3, 3, 4)).astype(np.float32))
+    got = apply_input_affine(u, affine)  # CPU: cv2 kernels
+    want = _affine_torch(u, affine)  # the batched torch ops used on CUDA
+    assert got.shape == (3, 3, 33, 40) and got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    u64 = u.double().permute(0, 3, 1, 2)
+    exact = torch.einsum("bck,bkhw->bchw", affine[:, :, :3].double(), u64) + affine[:, :, 3, None, None].double()
+    torch.testing.assert_close(got.double(), exact, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        apply_input_affine(u.float(), affine)
 
 
 def test_extra_transforms_take_the_float_path(tmp_path):

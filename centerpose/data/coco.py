@@ -257,6 +257,11 @@ class CocoPoseDataset(Dataset):
             (R, R, 3) uint8 warped BGR image and (3, 4) float32 ``[M | o]``.
         """
         warped = warp_image(img, geo, trans_input, self.input_size)
+        return warped, self.input_map(warped, rngs)
+
+    def input_map(self, warped: np.ndarray, rngs: SampleRngs | None) -> np.ndarray:
+        """(3, 4) float32 ``[M | o]``: the colour draws (when ``rngs`` is given) and normalisation of a
+        warped (R, R, 3) uint8 image, folded (:mod:`centerpose.data.photometric`)."""
         color = None
         if rngs is not None and self.color_transform is not None:
             self.color_transform.bind_rngs(rngs.shuffle, rngs.color)
@@ -264,7 +269,7 @@ class CocoPoseDataset(Dataset):
             grey_mean = float(GREY_BGR @ channel_means(warped)) / 255.0
             color = color_affine(p["ops"], p["alphas"], p["light"], grey_mean,
                                  self.color_transform.eig_val, self.color_transform.eig_vec)
-        return warped, input_affine(self.mean, self.std, channel_order=self.channel_order, color=color)
+        return input_affine(self.mean, self.std, channel_order=self.channel_order, color=color)
 
     def _keypoint_category(self) -> int:
         """Id of the category whose skeleton this dataset encodes."""

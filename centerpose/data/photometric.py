@@ -87,29 +87,56 @@ def input_affine(mean: np.ndarray, std: np.ndarray, *, channel_order: str = "bgr
 def apply_input_affine(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     """The batched per-pixel affine map: uint8 images to the float network input.
 
-    Elementwise multiply-adds only (no matmul, so TF32/bf16 matmul settings cannot touch it).
+    On CUDA (or any non-CPU device) one set of elementwise torch ops for the whole batch; on the CPU
+    cv2's SIMD kernels, which write each output plane in one pass (about 3x less CPU time than the
+    torch ops there). Both compute in float32 without matmuls, so TF32/bf16 matmul settings cannot
+    touch the result; they agree within 1e-6.
 
     Args:
         images: (B, H, W, 3) uint8 (or (H, W, 3)).
-        affine: (B, 3, 4) or (3, 4) float32 ``[M | o]`` on the same device.
+        affine: (B, 3, 4) or (3, 4) float32 ``[M | o]``.
 
     Returns:
-        (B, 3, H, W) float32 contiguous (or (3, H, W) for a single image).
+        (B, 3, H, W) float32 contiguous on ``images.device`` (or (3, H, W) for a single image).
     """
     single = images.dim() == 3
     if single:
         images = images[None]
-    if affine.dim() == 2:
-        affine = affine.expand(images.shape[0], 3, 4)
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected (B, H, W, 3) uint8 images, got {tuple(images.shape)} {images.dtype}")
-    x = images.permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W) uint8: planes for the channel loop
-    m = affine[:, :, :3, None, None].to(torch.float32)  # (B, 3 out, 3 in, 1, 1)
+    affine = affine.to(images.device, torch.float32)
+    if affine.dim() == 2:
+        affine = affine.expand(images.shape[0], 3, 4)
+    out = _affine_cv2(images, affine) if images.device.type == "cpu" else _affine_torch(images, affine)
+    return out[0] if single else out
+
+
+def _affine_torch(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8, (B, 3, 4) → (B, 3, H, W) float32 with batched elementwise torch ops."""
+    x = images.permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W) uint8 planes for the channel loop
+    m = affine[:, :, :3, None, None]  # (B, 3 out, 3 in, 1, 1)
     out = torch.mul(x[:, 0:1], m[:, :, 0])  # uint8 × float32 promotes to float32 without a copy
     out.addcmul_(x[:, 1:2], m[:, :, 1])
     out.addcmul_(x[:, 2:3], m[:, :, 2])
-    out.add_(affine[:, :, 3, None, None].to(torch.float32))
-    return out[0] if single else out
+    return out.add_(affine[:, :, 3, None, None])
+
+
+def _affine_cv2(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """CPU version of :func:`_affine_torch`: per sample, split the channels, then per output plane
+    ``M[c,0] u0 + M[c,1] u1 + o[c]`` (cv2.addWeighted, float32 out) and ``+= M[c,2] u2`` (cv2.scaleAdd)."""
+    b, h, w, _ = images.shape
+    out = torch.empty((b, 3, h, w), dtype=torch.float32)
+    dst = out.numpy()
+    src = images.contiguous().numpy()
+    coef = affine.detach().numpy().astype(np.float64)
+    for i in range(b):
+        u0, u1, u2 = cv2.split(src[i])
+        u2 = u2.astype(np.float32)
+        for c in range(3):
+            m = coef[i, c]
+            cv2.addWeighted(u0, m[0], u1, m[1], m[3], dst=dst[i, c], dtype=cv2.CV_32F)
+            cv2.scaleAdd(u2, m[2], dst[i, c], dst=dst[i, c])
+    return out
 
 
 def finish_input(batch: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,8 @@ class CenterPoseModule(pl.LightningModule):
             head maps ``(B, C, H/4, W/4)``.
         loss: ``loss(outputs, batch) -> (total, stats)`` (e.g. :class:`centerpose.losses.PoseLoss`).
         optimizer: partial optimizer constructor, completed with ``params`` and ``lr``.
-        scheduler: partial LR-scheduler constructor (completed with ``optimizer``), stepped per epoch.
+        scheduler: partial LR-scheduler constructor (completed with ``optimizer``), stepped per epoch, or per
+            optimizer step when the scheduler has ``interval = "step"``.
         base_lr: learning rate at ``base_batch_size``.
         base_batch_size: global batch the base LR belongs to.
         batch_size: per-device batch size (the data module's).
@@ -79,7 +80,9 @@ class CenterPoseModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        # Stepped per epoch (the original's MultiStepLR) unless the scheduler says otherwise (WarmupCosineLR).
+        interval = getattr(scheduler, "interval", "epoch")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def on_fit_start(self) -> None:
         world = self.trainer.world_size

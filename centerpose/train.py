@@ -23,6 +23,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import centerpose
 from centerpose import launch  # registers the cp.rank_zero* config resolvers
-from centerpose import safety
+from centerpose import safety, summary
 from centerpose.config import config_dir, quote_argv
 
 log = logging.getLogger("centerpose.train")
@@ -91,6 +92,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     callbacks = instantiate_dict(cfg.get("callbacks"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger (logger=none)
         callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.LearningRateMonitor)]
+    if not cfg.trainer.get("enable_progress_bar", True):  # the Trainer refuses a progress bar it may not show
+        callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.ProgressBar)]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     use_safe_checkpoint_io(trainer)
     return datamodule, model, trainer
@@ -141,6 +144,8 @@ def train(cfg: DictConfig) -> float | None:
     from centerpose.config_check import check_config_types
 
     check_config_types(cfg)
+    started = time.time()
+    summary.silence_lightning_tips()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     launch.apply_sweep_defaults(cfg)
@@ -160,10 +165,10 @@ def train(cfg: DictConfig) -> float | None:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         elif cfg.get("validate", True):
             trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if trainer.is_global_zero:
-        (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        log.info("final metrics: %s", metrics)
+        # metrics.json, curves.png and the end-of-run table (validates the final weights if the last epoch did
+        # not; inside the DDP job, where every rank still runs)
+        metrics = summary.finish(trainer, model, datamodule, cfg.paths.output_dir, started,
+                                 validate_final=cfg.get("train", True) and cfg.get("validate", True))
     launch.finish_loggers(trainer)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value

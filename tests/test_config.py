@@ -78,7 +78,7 @@ def test_gpus_group_sets_batch_devices_and_linear_lr(backbone, gpus, batch, devi
         ("multi_pose_dla_3x", "dla34", 320, [270, 300], 8),
         ("multi_pose_hg_1x", "hourglass", 50, [40], 5),
         ("multi_pose_hg_3x", "hourglass", 150, [130], 5),
-        ("multi_pose_resnet50", "resnet50.tv_in1k", 320, [270, 300], 8),
+        ("multi_pose_resnet50", "resnet50", 320, [270, 300], 8),
     ],
 )
 def test_model_zoo_experiments(experiment, backbone, epochs, milestones, devices):

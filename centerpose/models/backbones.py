@@ -44,6 +44,8 @@ def create_backbone(name: str, pretrained: bool = False, pretrained_file: str | 
     if name in _REGISTRY:
         return _REGISTRY[name](pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)
     if timm.is_model(name):
+        tag = kwargs.pop("pretrained_tag", None)
+        name = name if tag is None else f"{name}.{tag}"
         return TimmBackbone(name, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)
     raise ValueError(f"unknown backbone {name!r}; registered: {list_backbones()}, or any timm model name "
                      f"(see timm.list_models())")
@@ -175,14 +177,17 @@ class DLA34Backbone(TimmBackbone):
 
 
 @register_backbone("dla34")
-def dla34(pretrained: bool = False, pretrained_file: str | Path | None = None, **kwargs) -> DLA34Backbone:
+def dla34(pretrained: bool = False, pretrained_file: str | Path | None = None, pretrained_tag: str = "in1k",
+          **kwargs) -> DLA34Backbone:
     """DLA-34 (timm ``dla34.in1k`` weights, the original's ImageNet start) at strides 4, 8, 16, 32."""
-    return DLA34Backbone("dla34", pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)
+    name = f"dla34.{pretrained_tag}" if pretrained else "dla34"
+    return DLA34Backbone(name, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)
 
 
 @register_backbone("resnet50")
-def resnet50(pretrained: bool = False, pretrained_file: str | Path | None = None, **kwargs) -> TimmBackbone:
-    """ResNet-50 at stride 32 only, with torchvision's V1 weights (the original's ImageNet start)."""
+def resnet50(pretrained: bool = False, pretrained_file: str | Path | None = None, pretrained_tag: str = "tv_in1k",
+             **kwargs) -> TimmBackbone:
+    """ResNet-50 at stride 32 only, with torchvision's V1 weights (the original's ImageNet start) by default."""
     kwargs.setdefault("out_indices", (4,))
-    name = "resnet50.tv_in1k" if pretrained else "resnet50"
+    name = f"resnet50.{pretrained_tag}" if pretrained else "resnet50"
     return TimmBackbone(name, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)

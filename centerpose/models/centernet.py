@@ -83,7 +83,7 @@ def canonical_arch(name: str) -> str:
 def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
                 keypoints: KeypointSpec = COCO_PERSON, pretrained: bool = False,
                 pretrained_file: str | Path | None = None, head_conv: int | None = None,
-                use_dcn: bool | None = None, **neck_kwargs) -> CenterNet:
+                use_dcn: bool | None = None, pretrained_tag: str | None = None, **neck_kwargs) -> CenterNet:
     """Build a CenterNet for multi-person pose (or any head set).
 
     Architectures:
@@ -100,6 +100,9 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
         heads: ``{name: channels}``; default :func:`pose_heads` of ``keypoints``.
         keypoints: skeleton used for the default heads.
         pretrained: ImageNet weights from the timm hub (``dla34.in1k``, ``resnet50.tv_in1k``, ...).
+        pretrained_tag: which hub weights of the architecture (timm's tag, e.g. ``tv_in1k``, ``a1_in1k``);
+            None = the original's ImageNet start (``dla34.in1k``, ``resnet50.tv_in1k``) or timm's default. The
+            tag is kept apart from ``backbone``: the architecture name alone decides the network.
         pretrained_file: local backbone weights file (timm key names), for machines without hub access.
         head_conv: width of each head's 3×3 conv; None = the architecture's default.
         use_dcn: DCNs in the DLA-up neck; None = True for dla34, False for other timm backbones. Ignored
@@ -108,16 +111,26 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
             the backbone (``num_stacks``, ...).
 
     Raises:
-        ValueError: unknown backbone name (the message lists the choices).
+        ValueError: unknown backbone name (the message lists the choices), or an original architecture
+            named with a weights tag (``resnet50.tv_in1k``), which would otherwise fall through to timm's
+            generic network.
     """
     arch = canonical_arch(backbone)
+    base, dot, tag = backbone.partition(".")
+    if dot and base in ARCH_ALIASES:
+        raise ValueError(f"backbone {backbone!r}: a weights tag in the name would build timm's generic {base} "
+                         f"network, not the original {canonical_arch(base)}; pass backbone={base!r} and "
+                         f"pretrained_tag={tag!r}")
+    if pretrained_tag is not None and arch == "hourglass":
+        raise ValueError(f"hourglass has no hub weights to pick a tag from (pretrained_tag={pretrained_tag!r})")
+    tag_kw = {} if pretrained_tag is None else {"pretrained_tag": pretrained_tag}
     heads = dict(heads) if heads is not None else pose_heads(keypoints)
     if arch == "dla34":
-        bb = create_backbone("dla34", pretrained=pretrained, pretrained_file=pretrained_file)
+        bb = create_backbone("dla34", pretrained=pretrained, pretrained_file=pretrained_file, **tag_kw)
         neck = DLAUpNeck(bb.channels, bb.reductions, use_dcn=True if use_dcn is None else use_dcn, **neck_kwargs)
         hc, style, sorted_reg = 256, "dla", False
     elif arch in ("res_50", "resdcn_50"):
-        bb = create_backbone("resnet50", pretrained=pretrained, pretrained_file=pretrained_file)
+        bb = create_backbone("resnet50", pretrained=pretrained, pretrained_file=pretrained_file, **tag_kw)
         neck = ResNetDeconvNeck(bb.channels[-1], use_dcn=arch == "resdcn_50", **neck_kwargs)
         hc, style, sorted_reg = 64, ("res" if arch == "res_50" else "resdcn"), arch == "res_50"
     elif arch == "hourglass":
@@ -126,7 +139,8 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
                                    num_stacks=bb.num_stacks)
         return CenterNet(bb, nn.Identity(), heads_mod, arch=arch)
     elif arch in list_backbones() or timm.is_model(arch):
-        bb = create_backbone(arch, pretrained=pretrained, pretrained_file=pretrained_file, min_reduction=4)
+        bb = create_backbone(arch, pretrained=pretrained, pretrained_file=pretrained_file, min_reduction=4,
+                             **tag_kw)
         if bb.reductions[0] != 4:
             raise ValueError(f"backbone {backbone!r} has no stride-4 feature level (strides {bb.reductions})")
         neck = DLAUpNeck(bb.channels, bb.reductions, use_dcn=bool(use_dcn), **neck_kwargs)

@@ -4,6 +4,7 @@
     python -m centerpose.predict ckpt_path=last.ckpt source=photos/          # every image, progress bar
     python -m centerpose.predict ckpt_path=last.ckpt source=clip.mp4         # writes clip.mp4 with skeletons
     python -m centerpose.predict ckpt_path=last.ckpt source=0 max_frames=300 # webcam 0
+    python -m centerpose.predict model=model.onnx source=photos/             # an exported model, onnxruntime
 
 Outputs go to the run directory: drawn images (or ``<name>.mp4``) and ``detections.json``
 (per image or frame: people with box, score and keypoints (x, y, score)).
@@ -73,9 +74,17 @@ def predict(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     kind = source_kind(cfg.source)
-    predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
-                                          flip_test=cfg.flip_test, keep_res=cfg.keep_res,
-                                          score_thresh=cfg.score_thresh)
+    if cfg.get("model"):  # an exported .onnx file (centerpose.export): geometry comes from its metadata
+        if Path(cfg.model).suffix.lower() != ".onnx":
+            raise ValueError(f"model='{cfg.model}': expected an .onnx file written by centerpose.export")
+        predictor = Predictor.from_onnx(cfg.model, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
+                                        score_thresh=cfg.score_thresh)
+    elif cfg.ckpt_path:
+        predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
+                                              flip_test=cfg.flip_test, keep_res=cfg.keep_res,
+                                              score_thresh=cfg.score_thresh)
+    else:
+        raise ValueError("predict needs ckpt_path=<checkpoint> or model=<exported .onnx file>")
     detections: dict[str, list] = {}
     skipped: list[str] = []
     if kind in ("image", "folder"):

@@ -138,6 +138,18 @@ class Predictor:
         kwargs.setdefault("input_size", config.get("data", {}).get("input_size", 512))
         return cls(net, keypoints=keypoints, device=device, **kwargs)
 
+    @classmethod
+    def from_onnx(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> "Predictor":
+        """Run an ONNX file written by ``centerpose.export`` with onnxruntime (CPU; CUDA provider when
+        ``device`` is CUDA and onnxruntime has it), through this predictor's pre- and post-processing.
+
+        Geometry, keypoints and (for ``decode=true`` exports) flip test and K come from the file's metadata;
+        ``keep_res`` defaults to the export being dynamic. See :mod:`centerpose.onnx_runtime`.
+        """
+        from centerpose.onnx_runtime import predictor_from_onnx
+
+        return predictor_from_onnx(path, device=device, **kwargs)
+
     # ------------------------------------------------------------------ core
     def predict_rows(self, image: np.ndarray) -> np.ndarray:
         """All K (×scales) detections of one BGR image: (N, 5 + 2J + J) rows

@@ -48,6 +48,12 @@ def heatmap_nms(heat: Tensor, kernel: int = 3) -> Tensor:
     return heat * (hmax == heat).to(heat.dtype)
 
 
+def _mod(inds: Tensor, n: int) -> Tensor:
+    """``inds % n`` for non-negative integer ``inds``, written as ``inds - (inds // n) * n``: the same
+    integers, and it exports to ONNX with a symbolic ``n`` (a dynamic-size map), which ``%`` does not."""
+    return inds - torch.div(inds, n, rounding_mode="floor") * n
+
+
 def _ranked(values: Tensor, k: int, tie_break: TieBreak) -> tuple[Tensor, Tensor]:
     """Top-k along the last dim: torch.topk (original tie order) or a stable descending sort."""
     if k > values.shape[-1]:
@@ -79,12 +85,12 @@ def topk_detections(heat: Tensor, k: int, tie_break: TieBreak = "topk"
     """
     b, c, h, w = heat.shape
     cell_scores, cell_inds = _ranked(heat.reshape(b, c, h * w), k, tie_break)  # (B, C, K)
-    cell_inds = cell_inds % (h * w)
+    cell_inds = _mod(cell_inds, h * w)
     scores, pos = _ranked(cell_scores.reshape(b, c * k), k, tie_break)  # (B, K)
     classes = torch.div(pos, k, rounding_mode="floor")
     inds = cell_inds.reshape(b, c * k).gather(1, pos)
     ys = torch.div(inds, w, rounding_mode="floor").to(heat.dtype)  # floor == the original's trunc (E7)
-    xs = (inds % w).to(heat.dtype)
+    xs = _mod(inds, w).to(heat.dtype)
     return scores, inds, classes, ys, xs
 
 
@@ -100,9 +106,9 @@ def topk_per_channel(heat: Tensor, k: int, tie_break: TieBreak = "topk"
     """
     b, c, h, w = heat.shape
     scores, inds = _ranked(heat.reshape(b, c, h * w), k, tie_break)
-    inds = inds % (h * w)
+    inds = _mod(inds, h * w)
     ys = torch.div(inds, w, rounding_mode="floor").to(heat.dtype)
-    xs = (inds % w).to(heat.dtype)
+    xs = _mod(inds, w).to(heat.dtype)
     return scores, inds, ys, xs
 
 

@@ -10,7 +10,8 @@ differentiates; ``DCN(impl="auto")`` uses it for CPU inputs other than float64.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from contextlib import contextmanager
+from typing import Iterator, Literal
 
 import torch
 from torch import nn
@@ -174,9 +175,11 @@ class DCN(nn.Module):
         nn.init.zeros_(self.conv_offset_mask.bias)
 
     def resolved_impl(self, x: torch.Tensor) -> Literal["torchvision", "sampling"]:
-        """The implementation ``forward(x)`` uses for this input."""
+        """The implementation ``forward(x)`` uses for this input (torchvision while exporting or tracing)."""
         if self.impl != "auto":
             return self.impl
+        if torch.compiler.is_exporting() or torch.jit.is_tracing():
+            return "torchvision"  # the op that maps to ONNX DeformConv; the sampling path is CPU-only speed
         return "sampling" if x.device.type == "cpu" and x.dtype != torch.float64 else "torchvision"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,3 +203,23 @@ class DCN(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, deformable_groups={self.deformable_groups}, "
                 f"impl={self.impl!r}")
+
+
+@contextmanager
+def dcn_impl(net: nn.Module, impl: DCNImpl) -> Iterator[nn.Module]:
+    """Run every :class:`DCN` of ``net`` with ``impl`` inside the block, then restore each one's setting.
+
+    Export uses ``dcn_impl(net, "torchvision")``: ``torchvision.ops.deform_conv2d`` is what the ONNX
+    exporter maps to ``DeformConv`` (the ``"sampling"`` path would export as gathers and a matmul).
+    """
+    if impl not in _IMPLS:
+        raise ValueError(f"dcn_impl: impl must be one of {_IMPLS}, got {impl!r}")
+    layers = [m for m in net.modules() if isinstance(m, DCN)]
+    saved = [m.impl for m in layers]
+    for m in layers:
+        m.impl = impl
+    try:
+        yield net
+    finally:
+        for m, old in zip(layers, saved):
+            m.impl = old

@@ -1,0 +1,178 @@
+"""ONNX / TorchScript export of a small timm backbone with DCNs in its neck, and the onnxruntime predictor.
+
+Exports once per module (fixtures); DLA-34, ResNet-50, resdcn_50 and Hourglass are in test_export_archs.py
+(slow: their dynamo exports take minutes on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from export_helpers import assert_same_people, make_checkpoint
+
+from centerpose.codec.pipeline import decode_to_image
+from centerpose.config import compose
+from centerpose.export import export, export_onnx, export_torchscript, sidecar_path
+from centerpose.onnx_runtime import people_to_image, read_metadata
+from centerpose.predict import predict
+from centerpose.predictor import Predictor, read_image
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+SMALL = ["experiment=quickstart", "+model.net.use_dcn=true", "model.net.head_conv=32"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.ckpt", SMALL)
+
+
+@pytest.fixture(scope="module")
+def pytorch(ckpt) -> Predictor:
+    return Predictor.from_checkpoint(ckpt, score_thresh=0.0)
+
+
+def _export_cfg(ckpt: Path, out: Path, *extra: str):
+    return compose("export", [f"ckpt_path={ckpt}", f"output={out}", *extra])
+
+
+@pytest.fixture(scope="module")
+def heads_onnx(ckpt, tmp_path_factory) -> Path:
+    """Raw heads, dynamic batch and size, through the Hydra entry point's function."""
+    return export(_export_cfg(ckpt, tmp_path_factory.mktemp("onnx") / "heads.onnx", "dynamic=true",
+                              "input_size=128"))
+
+
+@pytest.fixture(scope="module")
+def decode_onnx(ckpt, tmp_path_factory) -> Path:
+    """People out, flip test inside, dynamic batch and size."""
+    return export(_export_cfg(ckpt, tmp_path_factory.mktemp("onnx") / "people.onnx", "dynamic=true",
+                              "decode=true", "flip=true", "input_size=128"))
+
+
+def _images(coco_mini: Path, n: int = 3) -> list[np.ndarray]:
+    return [read_image(p) for p in sorted((coco_mini / "val2017").glob("*.jpg"))[:n]]
+
+
+def test_heads_onnx_has_deformconv_and_matches_pytorch(heads_onnx, pytorch):
+    model = onnx.load(str(heads_onnx))
+    ops = {node.op_type for node in model.graph.node}
+    assert "DeformConv" in ops  # the DCNs are inside, as ONNX's op (not the CPU sampling path's gathers)
+    assert {"EmbeddingBag", "GatherND"}.isdisjoint(ops)
+    assert model.opset_import[0].version >= 19
+    meta = read_metadata(heads_onnx)
+    assert meta == json.loads(sidecar_path(heads_onnx).read_text())
+    assert meta["input"]["channel_order"] == "BGR" and meta["down_ratio"] == 4 and meta["input"]["dynamic"]
+    assert list(meta["heads"]) == ["hm", "wh", "hps", "reg", "hm_hp", "hp_offset"]
+    assert len(meta["keypoints"]["names"]) == 17
+
+    session = ort.InferenceSession(str(heads_onnx), providers=["CPUExecutionProvider"])
+    net = pytorch.net
+    for shape in [(1, 3, 128, 128), (3, 3, 96, 160)]:  # other batch and size than the traced example
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            want = net(x)[-1]
+        got = session.run(None, {"image": x.numpy()})
+        names = [o.name for o in session.get_outputs()]
+        assert names == list(want)
+        for name, g in zip(names, got):
+            assert np.abs(g - want[name].numpy()).max() <= 1e-4, name
+
+
+def test_decode_graph_gives_the_people_of_decode_to_image(decode_onnx, pytorch):
+    meta = read_metadata(decode_onnx)
+    assert meta["decode"] and meta["flip"] and meta["K"] == 100
+    session = ort.InferenceSession(str(decode_onnx), providers=["CPUExecutionProvider"])
+    for shape in [(2, 3, 128, 128), (1, 3, 160, 96)]:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
+        (people,) = session.run(None, {"image": x.numpy()})
+        assert people.shape == (shape[0], 100, 5 + 3 * 17)
+        b = shape[0]
+        c = torch.tensor([[shape[3] / 2, shape[2] / 2]] * b)
+        s = torch.tensor([float(max(shape[2:]))] * b)
+        with torch.no_grad():
+            heads = pytorch.net(torch.cat([x, x.flip(3)]))[-1]
+        want, want_kp = decode_to_image(heads, c, s, flip=True, tie_break="stable")
+        got, got_kp = people_to_image(torch.from_numpy(people), c, s, shape[2:])
+        for i in range(b):
+            assert_same_people(torch.cat([got[i], got_kp[i]], 1).numpy(),
+                               torch.cat([want[i], want_kp[i]], 1).numpy())
+
+
+@pytest.mark.parametrize("kind", ["heads", "people"])
+def test_predictor_from_onnx_matches_pytorch_on_coco_mini(kind, heads_onnx, decode_onnx, pytorch, coco_mini):
+    onnx_path = heads_onnx if kind == "heads" else decode_onnx
+    runtime = Predictor.from_onnx(onnx_path, score_thresh=0.0)
+    assert runtime.keep_res and runtime.flip_test  # a dynamic export keeps the zoo's test protocol
+    images = _images(coco_mini)
+    got, want = runtime.predict_rows_batch(images), pytorch.predict_rows_batch(images)
+    for g, w in zip(got, want):
+        assert_same_people(g, w)
+    poses = runtime(images[0])
+    assert poses.keypoints.shape == (100, 17, 3)
+
+
+def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_path):
+    cfg = compose("predict", [f"model={decode_onnx}", f"source={coco_mini / 'val2017'}",
+                              f"paths.output_dir={tmp_path}", "score_thresh=0.0"])
+    out = predict(cfg)
+    detections = json.loads((out / "detections.json").read_text())
+    names = sorted(p.name for p in (coco_mini / "val2017").glob("*.jpg"))
+    assert sorted(detections) == names and len(detections[names[0]]) == 100
+    assert (out / f"{Path(names[0]).stem}_pose.jpg").is_file()
+    with pytest.raises(ValueError, match="flip=true"):
+        Predictor.from_onnx(decode_onnx, flip_test=False)
+
+
+def test_fixed_size_export_letterboxes(pytorch, tmp_path, coco_mini):
+    path = export_onnx(pytorch.net, tmp_path / "fixed.onnx", keypoints=pytorch.keypoints, input_hw=(128, 128),
+                       batch_size=2)
+    runtime = Predictor.from_onnx(path, score_thresh=0.0, flip_test=False)
+    assert not runtime.keep_res and runtime.input_size == 128
+    images = _images(coco_mini)  # 3 images x batch 2: the last chunk is padded
+    ref = Predictor(pytorch.net, keypoints=pytorch.keypoints, keep_res=False, input_size=128, flip_test=False,
+                    score_thresh=0.0)
+    for g, w in zip(runtime.predict_rows_batch(images), ref.predict_rows_batch(images)):
+        assert_same_people(g, w)
+    with pytest.raises(ValueError, match="dynamic=true"):
+        Predictor.from_onnx(path, keep_res=True)
+
+
+@pytest.mark.parametrize("decode", [False, True])
+def test_torchscript_round_trip(decode, pytorch, tmp_path):
+    path = export_torchscript(pytorch.net, tmp_path / "model.pt", keypoints=pytorch.keypoints, decode=decode,
+                              flip=decode, K=20, input_hw=(128, 128))
+    extra = {"centerpose.json": ""}
+    loaded = torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra["centerpose.json"])["decode"] is decode
+    x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        got = loaded(x)
+        if decode:
+            from centerpose.export_graph import DecodeGraph
+
+            want = [DecodeGraph(pytorch.net, pytorch.keypoints, K=20, flip=True)(x)]
+            got = [got]
+        else:
+            want = list(pytorch.net(x)[-1].values())
+    for g, w in zip(got, want):
+        assert torch.abs(g - w).max() <= 1e-5
+
+
+def test_export_errors_are_clear(pytorch, tmp_path):
+    with pytest.raises(ValueError, match="opset 17"):
+        export_onnx(pytorch.net, tmp_path / "x.onnx", opset=17)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        export_onnx(pytorch.net, tmp_path / "x.onnx", input_hw=(100, 128))
+    with pytest.raises(ValueError, match="K=100 exceeds"):
+        export_onnx(pytorch.net, tmp_path / "x.onnx", decode=True, input_hw=(32, 32))
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        Predictor.from_onnx(tmp_path / "missing.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="bad.onnx"):
+        Predictor.from_onnx(tmp_path / "bad.onnx")

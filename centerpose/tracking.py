@@ -29,13 +29,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from centerpose.keypoints import COCO_PERSON, KeypointSpec
+from centerpose.keypoints import COCO_PERSON, DEFAULT_OKS_SIGMA, KeypointSpec
 from centerpose.predictor import Poses
 
 __all__ = ["OneEuroFilter", "PoseTracker", "box_iou", "pose_oks"]
-
-#: OKS sigma for skeletons whose spec carries none (the COCO body joints' mean, about 0.072).
-DEFAULT_SIGMA = 0.072
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -131,7 +128,7 @@ class PoseTracker:
     """Give each person a persistent integer id across the frames of a stream of :class:`Poses`.
 
     Args:
-        keypoints: the skeleton (its sigmas weight the OKS; joints without sigmas use ``DEFAULT_SIGMA``).
+        keypoints: the skeleton (its sigmas weight the OKS; a spec without sigmas uses ``DEFAULT_OKS_SIGMA``).
         high_thresh: people scoring at least this are matched first and may start tracks.
         low_thresh: people scoring below this are ignored (id −1); between the two they only extend
             confirmed tracks (ByteTrack's second stage).
@@ -158,7 +155,7 @@ class PoseTracker:
         if not 0.0 <= oks_weight <= 1.0:
             raise ValueError(f"PoseTracker: oks_weight must be in [0, 1], got {oks_weight}")
         self.keypoints = keypoints
-        sigmas = keypoints.sigmas or (DEFAULT_SIGMA,) * keypoints.num_joints
+        sigmas = keypoints.sigmas or (DEFAULT_OKS_SIGMA,) * keypoints.num_joints
         self.sigmas = np.asarray(sigmas, np.float64)
         self.high_thresh, self.low_thresh = high_thresh, low_thresh
         self.match_thresh, self.low_match_thresh = match_thresh, low_match_thresh

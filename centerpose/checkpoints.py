@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from centerpose.keypoints import KeypointSpec
 from centerpose.original import LoadReport, convert_original_state_dict, load_matching
 
 log = logging.getLogger("centerpose.checkpoints")
@@ -21,6 +22,20 @@ log = logging.getLogger("centerpose.checkpoints")
 def net_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The network's tensors of a CenterPoseModule state dict (``net.`` prefix removed)."""
     return {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+
+
+def checkpoint_keypoints(path: str | Path) -> KeypointSpec | None:
+    """The skeleton a centerpose checkpoint was trained for (its stored ``keypoints`` config), or None."""
+    from hydra.utils import instantiate
+
+    if not Path(path).is_file():
+        return None  # the loader that follows names the missing file
+    try:  # mmap: only the config is read; legacy (non-zip) files cannot be mapped
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    config = ckpt.get("centerpose_config") if isinstance(ckpt, dict) else None
+    return instantiate(config["keypoints"]) if config and "keypoints" in config else None
 
 
 def read_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:

@@ -87,7 +87,7 @@ def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: 
 
     test = cfg.test
     kwargs = dict(flip_test=test.flip, keep_res=test.keep_res, scales=list(test.scales), K=test.K,
-                  score_thresh=0.0, fix_flip_offset=test.fix_flip_offset)
+                  score_thresh=0.0, fix_flip_offset=test.fix_flip_offset, merge=test.get("merge", "original"))
     if test.pad is not None:
         kwargs["pad"] = test.pad
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device), **kwargs)
@@ -165,6 +165,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         results = oracle_results(image_dir, ann_file, cfg.oracle, keypoints, cfg.test.K, cfg.data.input_size,
                                  cfg.max_images)
     elif cfg.ckpt_path:
+        from centerpose.checkpoints import checkpoint_keypoints
+
+        # Score with the skeleton (and OKS sigmas) the checkpoint was trained for.
+        keypoints = checkpoint_keypoints(cfg.ckpt_path) or keypoints
         results, times = checkpoint_results(cfg, image_dir, coco, keypoints, unreadable)
     else:
         raise ValueError("evaluate needs ckpt_path=<checkpoint> or oracle=hm|hm_hp|all")

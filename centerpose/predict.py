@@ -5,9 +5,11 @@
     python -m centerpose.predict ckpt_path=last.ckpt source=clip.mp4         # writes clip.mp4 with skeletons
     python -m centerpose.predict ckpt_path=last.ckpt source=0 max_frames=300 # webcam 0
     python -m centerpose.predict model=model.onnx source=photos/             # an exported model, onnxruntime
+    python -m centerpose.predict ckpt_path=last.ckpt source=clip.mp4 track=true  # persistent person ids
 
 Outputs go to the run directory: drawn images (or ``<name>.mp4``) and ``detections.json``
-(per image or frame: people with box, score and keypoints (x, y, score)).
+(per image or frame: people with box, score and keypoints (x, y, score); with ``track=true`` also ``id``,
+the person's track id across frames or the sorted images of a folder, −1 while unconfirmed).
 """
 
 from __future__ import annotations
@@ -64,9 +66,33 @@ def frames(capture: cv2.VideoCapture, max_frames: int | None) -> Iterator[np.nda
         yield frame
 
 
-def draw(image: np.ndarray, poses: Poses, predictor: Predictor, cfg: DictConfig) -> np.ndarray:
+def draw(image: np.ndarray, poses: Poses, predictor: Predictor, cfg: DictConfig,
+         ids: np.ndarray | None = None) -> np.ndarray:
     return draw_poses(image, poses.boxes, poses.scores, poses.keypoints, predictor.keypoints,
-                      score_thresh=cfg.score_thresh, kpt_thresh=cfg.kpt_thresh)
+                      score_thresh=cfg.score_thresh if ids is None else 0.0, kpt_thresh=cfg.kpt_thresh, ids=ids)
+
+
+class FrameTracker:
+    """``track=true``: ids from a :class:`~centerpose.tracking.PoseTracker`; people below ``score_thresh``
+    are kept only while they extend a confirmed track (the tracker's low-score stage)."""
+
+    def __init__(self, cfg: DictConfig, predictor: Predictor) -> None:
+        # _partial_: a KeypointSpec passed to instantiate would be turned into a config node.
+        self.tracker = hydra.utils.instantiate(cfg.tracker, _partial_=True)(keypoints=predictor.keypoints)
+        self.score_thresh = cfg.score_thresh
+        # The predictor must return the low-score people the tracker's second stage needs.
+        predictor.score_thresh = min(cfg.score_thresh, self.tracker.low_thresh)
+
+    def __call__(self, poses: Poses) -> tuple[Poses, np.ndarray]:
+        ids = self.tracker.update(poses)
+        poses = self.tracker.smoothed
+        keep = (poses.scores >= self.score_thresh) | (ids >= 0)
+        return Poses(poses.boxes[keep], poses.scores[keep], poses.keypoints[keep]), ids[keep]
+
+
+def to_json(poses: Poses, ids: np.ndarray | None) -> list[dict]:
+    people = poses.to_json()
+    return people if ids is None else [{**p, "id": int(i)} for p, i in zip(people, ids)]
 
 
 def predict(cfg: DictConfig) -> Path:
@@ -85,6 +111,8 @@ def predict(cfg: DictConfig) -> Path:
                                               score_thresh=cfg.score_thresh)
     else:
         raise ValueError("predict needs ckpt_path=<checkpoint> or model=<exported .onnx file>")
+    tracker = FrameTracker(cfg, predictor) if cfg.get("track") else None
+    ids = None
     detections: dict[str, list] = {}
     skipped: list[str] = []
     if kind in ("image", "folder"):
@@ -103,8 +131,10 @@ def predict(cfg: DictConfig) -> Path:
                     progress.advance(task)
                     continue
                 poses = predictor(image)
-                cv2.imwrite(str(out / f"{path.stem}_pose.jpg"), draw(image, poses, predictor, cfg))
-                detections[path.name] = poses.to_json()
+                if tracker is not None:
+                    poses, ids = tracker(poses)
+                cv2.imwrite(str(out / f"{path.stem}_pose.jpg"), draw(image, poses, predictor, cfg, ids))
+                detections[path.name] = to_json(poses, ids)
                 progress.advance(task)
     else:
         capture = cv2.VideoCapture(int(cfg.source) if kind == "webcam" else str(cfg.source))
@@ -120,13 +150,15 @@ def predict(cfg: DictConfig) -> Path:
             task = progress.add_task("predicting", total=total)
             for index, frame in enumerate(frames(capture, cfg.max_frames)):
                 poses = predictor(frame)
-                drawn = draw(frame, poses, predictor, cfg)
+                if tracker is not None:
+                    poses, ids = tracker(poses)
+                drawn = draw(frame, poses, predictor, cfg, ids)
                 if writer is None:
                     h, w = drawn.shape[:2]
                     writer = cv2.VideoWriter(str(out / f"{name}_pose.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
                                              fps, (w, h))
                 writer.write(drawn)
-                detections[f"frame_{index:06d}"] = poses.to_json()
+                detections[f"frame_{index:06d}"] = to_json(poses, ids)
                 progress.advance(task)
         capture.release()
         if writer is not None:

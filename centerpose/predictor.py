@@ -17,7 +17,7 @@ from centerpose.codec.pipeline import decode_to_image
 from centerpose.data.photometric import apply_input_affine, input_affine
 from centerpose.data.preprocess import BGR_MEAN, BGR_STD, preprocess
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-from centerpose.nms import soft_nms
+from centerpose.nms import soft_nms, soft_nms_original
 
 ImageLike = str | Path | np.ndarray
 
@@ -92,6 +92,8 @@ class Predictor:
         keep_res: native resolution on a padded canvas (the zoo's protocol); else ``input_size`` letterbox.
         pad: canvas multiple − 1 (31 for DLA/ResNet, 127 for Hourglass).
         scales: test scales; more than one merges the detections with Gaussian soft-NMS.
+        merge: multi-scale merge: ``original`` (the original's soft_nms_39, every row kept, QUIRK E12) or
+            ``improved`` (rows below the floor dropped, each row keeps its own joints); see centerpose.nms.
         K: detections per image before thresholding.
         score_thresh: people below it are dropped from the returned :class:`Poses` (0 keeps all K).
         fix_flip_offset: the exact mirror of x offsets in the flip merge (off = original).
@@ -100,7 +102,7 @@ class Predictor:
     def __init__(self, net: nn.Module, keypoints: KeypointSpec = COCO_PERSON, device: str | torch.device = "cpu",
                  flip_test: bool = True, keep_res: bool = True, pad: int = 31, input_size: int = 512,
                  scales: Sequence[float] = (1.0,), K: int = 100, score_thresh: float = 0.3,
-                 fix_flip_offset: bool = False) -> None:
+                 fix_flip_offset: bool = False, merge: Literal["original", "improved"] = "original") -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.keypoints = keypoints
@@ -114,6 +116,9 @@ class Predictor:
         self.K = K
         self.score_thresh = score_thresh
         self.fix_flip_offset = fix_flip_offset
+        if merge not in ("original", "improved"):
+            raise ValueError(f"Predictor: merge must be 'original' or 'improved', got {merge!r}")
+        self.merge = merge
         self.timer = StageTimer()
 
     @classmethod
@@ -163,7 +168,10 @@ class Predictor:
         results = []
         for i in range(len(images)):
             rows = np.concatenate([scale_rows[i] for scale_rows in per_scale])
-            results.append(soft_nms(rows, sigma=0.5, score_thresh=0.001) if len(self.scales) > 1 else rows)
+            if len(self.scales) > 1:
+                merge = soft_nms_original if self.merge == "original" else soft_nms
+                rows = merge(rows, sigma=0.5, score_thresh=0.001)
+            results.append(rows)
         return results
 
     def _predict_scale(self, images: Sequence[np.ndarray], scale: float) -> list[np.ndarray]:

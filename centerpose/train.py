@@ -88,6 +88,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
 
         init_from_checkpoint(model.net, cfg.init_from)
     model.run_config = resolved_config(cfg)
+    # The skeleton itself, not how it was found (keypoints=auto reads a file predict may not have).
+    model.run_config["keypoints"] = model.keypoints.to_config()
     loggers = instantiate_dict(cfg.get("logger"))
     callbacks = instantiate_dict(cfg.get("callbacks"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger (logger=none)

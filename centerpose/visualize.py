@@ -84,7 +84,7 @@ def _draw_box(img: np.ndarray, box: np.ndarray, text: str | None, scale: int) ->
 
 def draw_poses(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, joints: np.ndarray,
                keypoints: KeypointSpec = COCO_PERSON, score_thresh: float = 0.3, kpt_thresh: float = 0.1,
-               draw_boxes: bool = True, show_scores: bool = True) -> np.ndarray:
+               draw_boxes: bool = True, show_scores: bool = True, ids: np.ndarray | None = None) -> np.ndarray:
     """Draw people on a copy of ``image``.
 
     As in the original ``show_results``, only people with ``score > score_thresh`` are drawn; lower-scored people
@@ -101,6 +101,8 @@ def draw_poses(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, joints:
         kpt_thresh: joints with a score at or below this are skipped (and the edges that touch them).
         draw_boxes: also draw each person's box.
         show_scores: write the score above each box.
+        ids: (N,) int track ids (:class:`centerpose.tracking.PoseTracker`), written as ``#id`` above each box;
+            −1 (unconfirmed) writes none.
 
     Returns:
         (H, W, 3) uint8 image with the drawing.
@@ -127,11 +129,15 @@ def draw_poses(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, joints:
         valid &= joints[..., 2] > kpt_thresh
     pts = np.where(valid[..., None], np.round(np.nan_to_num(xy)), 0).astype(np.int64)
     jc, ec = joint_colours(keypoints), edge_colours(keypoints)
+    if ids is not None and np.shape(ids) != (n,):
+        raise ValueError(f"draw_poses: {np.size(ids)} ids for {n} people")
     for i in np.argsort(scores, kind="stable"):
         if not scores[i] > score_thresh:
             continue
         if draw_boxes and np.isfinite(boxes[i]).all():
-            _draw_box(img, np.clip(boxes[i], -limit, limit), f"{scores[i]:.2f}" if show_scores else None, scale)
+            label = [f"#{int(ids[i])}"] if ids is not None and ids[i] >= 0 else []
+            label += [f"{scores[i]:.2f}"] if show_scores else []
+            _draw_box(img, np.clip(boxes[i], -limit, limit), " ".join(label) or None, scale)
         for k in np.flatnonzero(valid[i]):
             cv2.circle(img, (int(pts[i, k, 0]), int(pts[i, k, 1])), 3 * scale, jc[k], -1, cv2.LINE_AA)
         for e, (a, b) in enumerate(keypoints.skeleton):

@@ -92,6 +92,26 @@ def test_predict_cli_image_folder_and_video(trained, tmp_path):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(images)
 
 
+def test_predict_video_with_tracking_writes_ids(trained, tmp_path):
+    ckpt, root = trained
+    image = cv2.imread(str(sorted((root / "val2017").glob("*.jpg"))[0]))
+    video = tmp_path / "still.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (128, 128))
+    for _ in range(5):  # a still scene: every detection persists, so its track is confirmed on frame 2
+        writer.write(image)
+    writer.release()
+    out = predict(_predict_cfg(ckpt, video, tmp_path / "tracked", "track=true", "tracker.high_thresh=0.0",
+                               "tracker.low_thresh=0.0", "tracker.min_hits=2"))
+    frames = json.loads((out / "detections.json").read_text())
+    assert len(frames) == 5 and all(len(people) > 0 for people in frames.values())
+    ids = [[p["id"] for p in people] for people in frames.values()]
+    assert all(i == -1 for i in ids[0])
+    for later in ids[1:]:
+        assert min(later) >= 0 and len(set(later)) == len(later)
+        assert sorted(later) == sorted(ids[1])
+    assert (out / "still_pose.mp4").stat().st_size > 0
+
+
 def test_predict_source_errors(tmp_path):
     assert source_kind("0") == "webcam"
     with pytest.raises(FileNotFoundError, match="missing"):

@@ -126,7 +126,8 @@ class CocoPoseDataModule(pl.LightningDataModule):
         if self.synthetic is not None:
             from centerpose.data.synthetic import ensure_synthetic_coco
 
-            ensure_synthetic_coco(self.root, **self.synthetic)
+            # The figures are annotated with this run's skeleton unless the synthetic options name one.
+            ensure_synthetic_coco(self.root, **{"keypoints": self.keypoints, **self.synthetic})
 
     def setup(self, stage: str | None = None) -> None:
         from centerpose.data.coco import CocoPoseDataset

@@ -26,8 +26,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from centerpose.data.synthetic_scene import FIGURE_JOINTS, render_image
-from centerpose.keypoints import COCO_PERSON, KeypointSpec
+from centerpose.data.synthetic_scene import FIGURE_JOINTS, JOINT_ALIASES, render_image
+from centerpose.keypoints import COCO_PERSON, CROWDPOSE, KeypointSpec
 
 __all__ = ["MARKER_NAME", "ensure_synthetic_coco", "main", "synthetic_config", "write_synthetic_coco"]
 
@@ -42,10 +42,11 @@ _JPEG_QUALITY = 95
 
 
 def _check_spec(keypoints: KeypointSpec) -> None:
-    unknown = [n for n in keypoints.names if n not in FIGURE_JOINTS]
+    unknown = [n for n in keypoints.names if JOINT_ALIASES.get(n, n) not in FIGURE_JOINTS]
     if unknown:
         raise ValueError(f"synthetic COCO: the drawn figures have no joint(s) {unknown}; a KeypointSpec for this "
-                         f"dataset may only use the COCO person joint names {list(FIGURE_JOINTS)}")
+                         f"dataset may only use the joint names {list(FIGURE_JOINTS) + list(JOINT_ALIASES)} "
+                         "(e.g. keypoints=coco_person or keypoints=crowdpose)")
 
 
 def _normalise_size(image_size: int | Sequence[int]) -> tuple[int, int]:
@@ -169,11 +170,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="image size: one value for square images or WIDTH HEIGHT")
     parser.add_argument("--max-people", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skeleton", choices=("coco", "crowdpose"), default="coco",
+                        help="joints to annotate: COCO's 17 or CrowdPose's 14")
     parser.add_argument("--force", action="store_true", help="rewrite even when an identical dataset exists")
     args = parser.parse_args(argv)
     size = args.size[0] if len(args.size) == 1 else args.size
     kwargs = dict(num_train=args.num_train, num_val=args.num_val, image_size=size, max_people=args.max_people,
-                  seed=args.seed)
+                  seed=args.seed, keypoints=CROWDPOSE if args.skeleton == "crowdpose" else COCO_PERSON)
     root = write_synthetic_coco(args.root, **kwargs) if args.force else ensure_synthetic_coco(args.root, **kwargs)
     print(f"synthetic COCO person keypoints: {args.num_train} train + {args.num_val} val images in {root}")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
-__all__ = ["FIGURE_JOINTS", "render_image"]
+__all__ = ["FIGURE_JOINTS", "JOINT_ALIASES", "render_image"]
 
 _EMPTY_IMAGE_PROB = 0.05
 _PARTLY_OUTSIDE_PROB = 0.15
@@ -28,8 +28,11 @@ _HEIGHT_RANGE_AT_256 = (40.0, 200.0)
 _SKIN_LIGHT = np.array([190.0, 212.0, 242.0])
 _SKIN_DARK = np.array([95.0, 130.0, 175.0])
 
-# The joints the figure model places; a KeypointSpec may annotate any subset of them, by name.
-FIGURE_JOINTS: tuple[str, ...] = COCO_PERSON.names
+# The joints the figure model places; a KeypointSpec may annotate any subset of them, by name: COCO's 17,
+# the neck (where the neck meets the shoulders' line) and the top of the head (CrowdPose's "head").
+FIGURE_JOINTS: tuple[str, ...] = (*COCO_PERSON.names, "neck", "head_top")
+# Other datasets' names for figure joints.
+JOINT_ALIASES: dict[str, str] = {"head": "head_top", "top_head": "head_top"}
 
 Point = tuple[int, int]
 Colour = tuple[float, float, float]
@@ -199,7 +202,11 @@ def _build_person(rng: np.random.Generator, h: float, pose: dict[str, np.ndarray
         shapes.append(circle(f"{side}_ear", 0.075 * 0.2, _shade(skin, side == "left")))
         shapes.append(circle(f"{side}_eye", 0.075 * 0.13, (35.0, 30.0, 30.0), outlined=False))
     shapes.append(circle("nose", 0.075 * 0.15, (50.0, 60.0, 185.0), outlined=False))
-    joints = {name: pt[name] for name in FIGURE_JOINTS}
+    joints = {name: pt[name] for name in FIGURE_JOINTS if name in pt}
+    # The head circle's top, along the neck-to-head direction; not a pose point, so layouts are unchanged.
+    up = pose["head"] - pose["neck"]
+    top = pose["head"] + up / max(float(np.hypot(*up)), 1e-6) * 0.075 * h + offset
+    joints["head_top"] = (int(round(top[0])), int(round(top[1])))
     return _Person(joints, tuple(shapes), max(1, int(round(0.012 * h))), _tuple(shirt * 0.18), h)
 
 
@@ -295,7 +302,7 @@ def _annotation(person: _Person, index: int, label: np.ndarray, image_id: int, s
     height, width = label.shape
     kpts: list[int] = []
     for name in spec.names:
-        x, y = person.joints[name]
+        x, y = person.joints[JOINT_ALIASES.get(name, name)]
         if 0 <= x < width and 0 <= y < height:
             kpts += [x, y, 2 if mask[y, x] else 1]
         else:

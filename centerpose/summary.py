@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 from rich.console import Console
 from rich.table import Table
 
@@ -92,7 +93,8 @@ class RunHistory(pl.Callback):
         if trainer.sanity_checking:
             return
         # Inside the fit the epoch is the current one; a validation after it belongs to the last trained epoch.
-        epoch = trainer.current_epoch if trainer.training or self.last_train_epoch is None else self.last_train_epoch
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        epoch = trainer.current_epoch if fitting or self.last_train_epoch is None else self.last_train_epoch
         row = _floats(trainer.callback_metrics, "val/")
         # when these weights were reached: fit seconds and training images so far (AP vs minutes)
         row["fit_s"] = self.fit_seconds + (time.perf_counter() - self._fit_start if self._fit_start else 0.0)

@@ -249,9 +249,17 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
             out(f"{label + ':':13} {value}")
     ckpt = last or best  # the final weights, which the table describes
     if ckpt:
+        data = _hydra_choice("data")
         out("next:")
-        out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}   # add data=... for another data set")
+        out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}" + (f" data={data}" if data else ""))
         out(f"  python -m centerpose.predict ckpt_path={_short(ckpt)} source=<image, folder or video>")
+
+
+def _hydra_choice(group: str) -> str | None:
+    """The option of a config group this Hydra job was composed with (``data`` -> ``synthetic``), if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
 
 
 def _short(path: str | Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 from rich.console import Console
 from rich.table import Table
 
@@ -92,7 +93,8 @@ class RunHistory(pl.Callback):
         if trainer.sanity_checking:
             return
         # Inside the fit the epoch is the current one; a validation after it belongs to the last trained epoch.
-        epoch = trainer.current_epoch if trainer.training or self.last_train_epoch is None else self.last_train_epoch
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        epoch = trainer.current_epoch if fitting or self.last_train_epoch is None else self.last_train_epoch
         row = _floats(trainer.callback_metrics, "val/")
         # when these weights were reached: fit seconds and training images so far (AP vs minutes)
         row["fit_s"] = self.fit_seconds + (time.perf_counter() - self._fit_start if self._fit_start else 0.0)
@@ -247,9 +249,17 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
             out(f"{label + ':':13} {value}")
     ckpt = last or best  # the final weights, which the table describes
     if ckpt:
+        data = _hydra_choice("data")
         out("next:")
-        out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}   # add data=... for another data set")
+        out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}" + (f" data={data}" if data else ""))
         out(f"  python -m centerpose.predict ckpt_path={_short(ckpt)} source=<image, folder or video>")
+
+
+def _hydra_choice(group: str) -> str | None:
+    """The option of a config group this Hydra job was composed with (``data`` -> ``synthetic``), if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
 
 
 def _short(path: str | Path) -> str:

@@ -43,7 +43,7 @@ def test_fast_dev_run_per_backbone(synthetic_root, tmp_path, backbone):
 
 
 def test_resume_from_last_continues_epoch_and_lr(synthetic_root, tmp_path):
-    common = ("model.lr=0.01", "schedule.milestones=[1]", "trainer.check_val_every_n_epoch=1",
+    common = ("schedule=1x", "model.lr=0.01", "schedule.milestones=[1]", "trainer.check_val_every_n_epoch=1",
               "trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null")
     first = make_cfg(synthetic_root, tmp_path / "a", "trainer.max_epochs=2", *common)
     train(first)

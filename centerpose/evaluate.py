@@ -50,8 +50,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def oracle_results(image_dir: Path, ann_file: Path, variant: str, keypoints: KeypointSpec, K: int,
-                   input_size: int, max_images: int | None) -> dict[int, np.ndarray]:
-    """Detections decoded from ground-truth encodings of every val image (the trainer path, no flip)."""
+                   input_size: int, max_images: int | None, tie_break: str = "topk", snap: str = "nearest",
+                   corrected_radius: bool = False) -> dict[int, np.ndarray]:
+    """Detections decoded from ground-truth encodings of every val image (the trainer path, no flip);
+    ``tie_break``/``snap`` switch the decode, ``corrected_radius`` the encoding (all off = the original)."""
     from torch.utils.data import DataLoader, Subset
 
     from centerpose.codec.decode import decode
@@ -62,13 +64,13 @@ def oracle_results(image_dir: Path, ann_file: Path, variant: str, keypoints: Key
     if variant not in ORACLE_VARIANTS:
         raise ValueError(f"unknown oracle '{variant}'; choose one of {sorted(ORACLE_VARIANTS)}")
     dataset = CocoPoseDataset(image_dir, ann_file, train=False, augment=False, keypoints=keypoints,
-                              input_size=input_size)
+                              input_size=input_size, corrected_radius=corrected_radius)
     if max_images:
         dataset = Subset(dataset, range(min(max_images, len(dataset))))
     results: dict[int, np.ndarray] = {}
     for batch in DataLoader(dataset, batch_size=8, num_workers=0):
         heads = oracle_outputs(batch, ORACLE_VARIANTS[variant])
-        dets = decode(heads, K=K)
+        dets = decode(heads, K=K, tie_break=tie_break, snap=snap)
         rows = to_image_coords(dets, batch["meta"]["c"], batch["meta"]["s"], tuple(batch["hm"].shape[-2:]))
         for img_id, r in zip(batch["meta"]["img_id"].tolist(), rows.numpy()):
             results[int(img_id)] = r
@@ -87,7 +89,8 @@ def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: 
 
     test = cfg.test
     kwargs = dict(flip_test=test.flip, keep_res=test.keep_res, scales=list(test.scales), K=test.K,
-                  score_thresh=0.0, fix_flip_offset=test.fix_flip_offset, merge=test.get("merge", "original"))
+                  score_thresh=0.0, fix_flip_offset=test.fix_flip_offset, merge=test.get("merge", "original"),
+                  tie_break=test.get("tie_break", "topk"), snap=test.get("snap", "nearest"))
     if test.pad is not None:
         kwargs["pad"] = test.pad
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device), **kwargs)
@@ -163,7 +166,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     unreadable: list[dict] = []
     if cfg.oracle:
         results = oracle_results(image_dir, ann_file, cfg.oracle, keypoints, cfg.test.K, cfg.data.input_size,
-                                 cfg.max_images)
+                                 cfg.max_images, tie_break=cfg.test.get("tie_break", "topk"),
+                                 snap=cfg.test.get("snap", "nearest"),
+                                 corrected_radius=cfg.test.get("corrected_radius", False))
     elif cfg.ckpt_path:
         from centerpose.checkpoints import checkpoint_keypoints
 

@@ -94,6 +94,7 @@ class Predictor:
         scales: test scales; more than one merges the detections with Gaussian soft-NMS.
         merge: multi-scale merge: ``original`` (the original's soft_nms_39, every row kept, QUIRK E12) or
             ``improved`` (rows below the floor dropped, each row keeps its own joints); see centerpose.nms.
+        tie_break, snap: decode switches (``topk``/``stable``, ``nearest``/``nearest_valid``; originals first).
         K: detections per image before thresholding.
         score_thresh: people below it are dropped from the returned :class:`Poses` (0 keeps all K).
         fix_flip_offset: the exact mirror of x offsets in the flip merge (off = original).
@@ -102,7 +103,8 @@ class Predictor:
     def __init__(self, net: nn.Module, keypoints: KeypointSpec = COCO_PERSON, device: str | torch.device = "cpu",
                  flip_test: bool = True, keep_res: bool = True, pad: int = 31, input_size: int = 512,
                  scales: Sequence[float] = (1.0,), K: int = 100, score_thresh: float = 0.3,
-                 fix_flip_offset: bool = False, merge: Literal["original", "improved"] = "original") -> None:
+                 fix_flip_offset: bool = False, merge: Literal["original", "improved"] = "original",
+                 tie_break: str = "topk", snap: str = "nearest") -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.keypoints = keypoints
@@ -119,6 +121,7 @@ class Predictor:
         if merge not in ("original", "improved"):
             raise ValueError(f"Predictor: merge must be 'original' or 'improved', got {merge!r}")
         self.merge = merge
+        self.tie_break, self.snap = tie_break, snap
         self.timer = StageTimer()
 
     @classmethod
@@ -197,7 +200,8 @@ class Predictor:
             # (n, 1) fix_res scales or (n, 2) keep_res canvas sizes; only s[:, 0] is used, as the original.
             s = torch.from_numpy(np.stack([np.asarray(inputs[i].s, dtype=np.float64).reshape(-1) for i in members]))
             rows, kp_scores = decode_to_image(heads, c, s, keypoints=self.keypoints, K=self.K, flip=self.flip_test,
-                                              fix_flip_offset=self.fix_flip_offset, scale=scale)
+                                              fix_flip_offset=self.fix_flip_offset, scale=scale,
+                                              tie_break=self.tie_break, snap=self.snap)
             self._sync()
             t3 = time.perf_counter()
             # "dec" = flip merge + decode + inverse affine on the device; "post" = the copy to the host.

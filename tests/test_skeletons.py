@@ -129,8 +129,9 @@ def test_crowdpose_trains_validates_evaluates_predicts_and_draws(crowdpose_data,
 
 @pytest.mark.slow
 def test_crowdpose_quickstart_learns(tmp_path):
-    """The quickstart recipe on synthetic CrowdPose-14 data reaches a keypoint AP far above an untrained net's
-    (measured: see MODEL_ZOO.md, "CrowdPose-14 quickstart")."""
+    """The quickstart recipe on synthetic CrowdPose-14 data learns: validation (pycocotools with CrowdPose's
+    sigmas) finds correct people. The AP this run reaches is not yet measured (no run finished on the shared
+    2-core development machine); the bound asserts learning, not a target."""
     from centerpose.train import train
 
     out = tmp_path / "run"
@@ -139,4 +140,4 @@ def test_crowdpose_quickstart_learns(tmp_path):
                             "callbacks.rich_progress_bar=null"])
     train(cfg)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["val/AP"] >= 0.15, metrics
+    assert metrics["val/AP"] > 0.0, metrics

@@ -7,7 +7,7 @@ from typing import Literal, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from centerpose.codec.decode import TieBreak, decode, sigmoid_outputs
+from centerpose.codec.decode import SnapMode, TieBreak, decode, sigmoid_outputs
 from centerpose.codec.flip import flip_merge
 from centerpose.codec.postprocess import to_image_coords
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
@@ -16,7 +16,7 @@ from centerpose.keypoints import COCO_PERSON, KeypointSpec
 def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoints: KeypointSpec = COCO_PERSON,
                     K: int = 100, flip: bool = False, sigmoid: Literal["plain", "clamp"] = "plain",
                     fix_flip_offset: bool = False, tie_break: TieBreak = "topk",
-                    scale: float = 1.0) -> tuple[Tensor, Tensor]:
+                    scale: float = 1.0, snap: SnapMode = "nearest") -> tuple[Tensor, Tensor]:
     """Sigmoid, optional flip merge, decode and inverse affine of one stack's raw outputs.
 
     Args:
@@ -30,6 +30,7 @@ def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoi
         fix_flip_offset: exact mirror of x offsets in the flip merge (off = the original, QUIRK E11).
         tie_break: ``topk`` (the original's order on CPU) or ``stable``.
         scale: test scale; coordinates are divided by it.
+        snap: ``nearest`` (the original) or ``nearest_valid`` joint snapping (see :func:`decode`).
 
     Returns:
         ``rows`` (B, K, 4 + 1 + 2J) ``[x1 y1 x2 y2, score, x0 y0 ...]`` in image pixels (float32), and
@@ -41,7 +42,8 @@ def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoi
     else:
         probs = sigmoid_outputs(heads, clamp=sigmoid == "clamp")
     h, w = probs["hm"].shape[2:]
-    dets, kp_scores = decode(probs, K=min(int(K), h * w), tie_break=tie_break, return_kp_scores=True)
+    dets, kp_scores = decode(probs, K=min(int(K), h * w), tie_break=tie_break, snap=snap,
+                           return_kp_scores=True)
     c = torch.as_tensor(c, device=dets.device)
     s = torch.as_tensor(s, device=dets.device)
     return to_image_coords(dets, c, s, (h, w), scale=scale), kp_scores

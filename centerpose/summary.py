@@ -194,11 +194,13 @@ def finish(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.Lightn
     """
     output_dir = Path(output_dir)
     history = _find_history(trainer)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if (validate_final and history is not None and not history.final_weights_validated()
             and trainer.limit_val_batches != 0 and datamodule is not None):
         log.info("validating the final weights (the last epoch did not validate)")
         trainer.validate(model, datamodule=datamodule, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        # validate() replaces Lightning's callback metrics: keep the fit's training metrics beside the new ones
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if not trainer.is_global_zero:
         return metrics
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

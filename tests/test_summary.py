@@ -45,7 +45,7 @@ def test_train_ends_with_validated_final_weights_and_a_summary(synthetic_root, t
     out = capsys.readouterr().out
     assert value is not None and 0.0 <= value <= 1.0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert "val/AP" in metrics and "val/bbox_AP" in metrics
+    assert "val/AP" in metrics and "val/bbox_AP" in metrics and "train/loss_epoch" in metrics
     history = json.loads((tmp_path / "history.json").read_text())
     assert sorted(history["train"]) == ["0", "1"] and list(history["val"]) == ["1"]
     assert history["val"]["1"]["AP"] == pytest.approx(metrics["val/AP"])

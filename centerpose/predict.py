@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -29,7 +30,7 @@ from centerpose.config import config_dir, quote_argv
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.evaluate import resolve_device
 from centerpose.predictor import Poses, Predictor
-from centerpose.safety import RunError, one_line_errors
+from centerpose.safety import RunError, exit_if_output_unwritable, one_line_errors
 from centerpose.visualize import draw_poses
 
 log = logging.getLogger("centerpose.predict")
@@ -180,4 +181,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     quote_argv()
+    exit_if_output_unwritable(sys.argv[1:], "centerpose.predict")
     main()

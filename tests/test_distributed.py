@@ -120,11 +120,13 @@ def test_resolve_ckpt_path_auto_picks_newest(tmp_path):
     assert resolve_ckpt_path("last", tmp_path) == "last"  # Lightning's own values pass through
     assert resolve_ckpt_path(None, tmp_path) is None
     (tmp_path / "checkpoints").mkdir()
+    resumable = {"state_dict": {}, "optimizer_states": [], "lr_schedulers": [], "loops": {}, "epoch": 0,
+                 "global_step": 1}  # auto skips files that do not load or hold no training state
     last = tmp_path / "checkpoints" / "last.ckpt"
-    last.write_bytes(b"x")
+    torch.save(resumable, last)
     assert resolve_ckpt_path("auto", tmp_path) == str(last)
     hpc = tmp_path / "hpc_ckpt_1.ckpt"
-    hpc.write_bytes(b"x")
+    torch.save(resumable, hpc)
     os.utime(last, (1, 1))  # the SLURM pre-emption save is newer
     assert resolve_ckpt_path("auto", tmp_path) == str(hpc)
 

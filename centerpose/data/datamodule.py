@@ -123,7 +123,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
             check_coco_layout(self.root, ("train", "val"))
             image_dir, ann_file = coco_split_paths(self.root, "train")
             self.train_set = CocoPoseDataset(image_dir, ann_file, train=True, augment=True,
-                                             **self.common, **self.train_options)
+                                             **{**self.common, **self.train_options})
         if stage in (None, "fit", "validate", "test") and self.val_set is None:
             check_coco_layout(self.root, ("val",))
             image_dir, ann_file = coco_split_paths(self.root, "val")

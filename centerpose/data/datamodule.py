@@ -137,7 +137,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
             self.run_preflight(("train", "val"))
             image_dir, ann_file = coco_split_paths(self.root, "train")
             self.train_set = CocoPoseDataset(image_dir, ann_file, train=True, augment=True,
-                                             **self.common, **self.train_options)
+                                             **{**self.common, **self.train_options})
             self.train_set.on_bad_sample = self.on_bad_sample
         if stage in (None, "fit", "validate", "test") and self.val_set is None:
             check_coco_layout(self.root, ("val",))

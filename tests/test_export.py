@@ -55,7 +55,7 @@ def decode_onnx(ckpt, tmp_path_factory) -> Path:
                               "decode=true", "flip=true", "input_size=128"))
 
 
-def _images(coco_mini: Path, n: int = 3) -> list[np.ndarray]:
+def _images(coco_mini: Path, n: int = 2) -> list[np.ndarray]:
     return [read_image(p) for p in sorted((coco_mini / "val2017").glob("*.jpg"))[:n]]
 
 
@@ -134,7 +134,7 @@ def test_fixed_size_export_letterboxes(pytorch, tmp_path, coco_mini):
                        batch_size=2)
     runtime = Predictor.from_onnx(path, score_thresh=0.0, flip_test=False)
     assert not runtime.keep_res and runtime.input_size == 128
-    images = _images(coco_mini)  # 3 images x batch 2: the last chunk is padded
+    images = _images(coco_mini, 3)  # 3 images x batch 2: the last chunk is padded
     ref = Predictor(pytorch.net, keypoints=pytorch.keypoints, keep_res=False, input_size=128, flip_test=False,
                     score_thresh=0.0)
     for g, w in zip(runtime.predict_rows_batch(images), ref.predict_rows_batch(images)):

@@ -11,7 +11,7 @@ def test_improved_preset_sets_the_switches_and_the_original_stays_default():
         "topk", "nearest", False, "original", False)
     improved = compose("evaluate", ["+preset=improved"]).test
     assert (improved.tie_break, improved.snap, improved.fix_flip_offset, improved.merge) == (
-        "stable", "nearest_valid", True, "improved")
+        "stable", "nearest", True, "improved")
     train = compose("train", ["+preset=improved"])
     assert train.model.evaluator.tie_break == "stable"
     assert compose("train", []).model.evaluator.get("tie_break", "topk") == "topk"  # CocoPoseEvaluator default

@@ -101,10 +101,10 @@ def predict(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     kind = source_kind(cfg.source)
-    if cfg.get("model"):  # an exported .onnx file (centerpose.export): geometry comes from its metadata
-        if Path(cfg.model).suffix.lower() != ".onnx":
-            raise ValueError(f"model='{cfg.model}': expected an .onnx file written by centerpose.export")
-        predictor = Predictor.from_onnx(cfg.model, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
+    if cfg.get("onnx"):  # an exported .onnx file (centerpose.export): geometry comes from its metadata
+        if Path(cfg.onnx).suffix.lower() != ".onnx":
+            raise ValueError(f"model='{cfg.onnx}': expected an .onnx file written by centerpose.export")
+        predictor = Predictor.from_onnx(cfg.onnx, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
                                         score_thresh=cfg.score_thresh)
     elif cfg.ckpt_path:
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
@@ -179,7 +179,13 @@ def main(cfg: DictConfig) -> None:
         predict(cfg)
 
 
+def onnx_model_argv(argv: list[str]) -> list[str]:
+    """``model=x.onnx`` -> ``onnx=x.onnx``: ``model`` is a config group name, so Hydra cannot take it as a key."""
+    return [f"onnx={a[len('model='):]}" if a.startswith("model=") else a for a in argv]
+
+
 if __name__ == "__main__":
     quote_argv()
+    sys.argv[1:] = onnx_model_argv(sys.argv[1:])
     exit_if_output_unwritable(sys.argv[1:], "centerpose.predict")
     main()

@@ -18,7 +18,7 @@ from centerpose.codec.pipeline import decode_to_image
 from centerpose.config import compose
 from centerpose.export import export, export_onnx, export_torchscript, sidecar_path
 from centerpose.onnx_runtime import people_to_image, read_metadata
-from centerpose.predict import predict
+from centerpose.predict import onnx_model_argv, predict
 from centerpose.predictor import Predictor, read_image
 
 ort = pytest.importorskip("onnxruntime")
@@ -118,7 +118,7 @@ def test_predictor_from_onnx_matches_pytorch_on_coco_mini(kind, heads_onnx, deco
 
 
 def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_path):
-    cfg = compose("predict", [f"model={decode_onnx}", f"source={coco_mini / 'val2017'}",
+    cfg = compose("predict", [*onnx_model_argv([f"model={decode_onnx}"]), f"source={coco_mini / 'val2017'}",
                               f"paths.output_dir={tmp_path}", "score_thresh=0.0"])
     out = predict(cfg)
     detections = json.loads((out / "detections.json").read_text())

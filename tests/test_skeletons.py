@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 
 from centerpose.config import compose
 from centerpose.data.synthetic import write_synthetic_coco
-from centerpose.keypoints import (COCO_PERSON, CROWDPOSE, DEFAULT_OKS_SIGMA, KeypointSpec,
+from centerpose.keypoints import (COCO_PERSON, CROWDPOSE, DEFAULT_OKS_SIGMA,
                                   spec_from_annotations)
 
 

@@ -150,6 +150,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     check_config_types(cfg)
     keypoints = hydra.utils.instantiate(cfg.keypoints)
+    if cfg.ckpt_path and not cfg.oracle:
+        from centerpose.checkpoints import checkpoint_keypoints
+
+        # Score with the skeleton (and OKS sigmas) the checkpoint was trained for; the pre-flight pass below
+        # then refuses data of another skeleton before the first image.
+        keypoints = checkpoint_keypoints(cfg.ckpt_path) or keypoints
     check_coco_layout(cfg.data.root, ("val",))
     image_dir, ann_file = coco_split_paths(cfg.data.root, "val")
     out = Path(cfg.paths.output_dir)
@@ -170,10 +176,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                                  snap=cfg.test.get("snap", "nearest"),
                                  corrected_radius=cfg.test.get("corrected_radius", False))
     elif cfg.ckpt_path:
-        from centerpose.checkpoints import checkpoint_keypoints
-
-        # Score with the skeleton (and OKS sigmas) the checkpoint was trained for.
-        keypoints = checkpoint_keypoints(cfg.ckpt_path) or keypoints
         results, times = checkpoint_results(cfg, image_dir, coco, keypoints, unreadable)
     else:
         raise ValueError("evaluate needs ckpt_path=<checkpoint> or oracle=hm|hm_hp|all")

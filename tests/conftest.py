@@ -33,3 +33,14 @@ def load_golden(name: str) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def golden():
     return load_golden
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Training tests on the two shared CI cores: more torch threads than free cores is several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

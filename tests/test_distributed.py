@@ -23,13 +23,7 @@ TINY = ["experiment=quickstart", "data.synthetic=null", "data.input_size=128", "
 NO_BAR = "callbacks.rich_progress_bar=null"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two shared cores: more torch threads than free cores makes CPU training several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

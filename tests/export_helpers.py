@@ -49,12 +49,18 @@ def make_checkpoint(path: Path, overrides: list[str]) -> Path:
 
 def assert_same_people(got: np.ndarray, want: np.ndarray, atol: float = 1e-3, score_atol: float = 1e-5) -> None:
     """Rows ``[box 4, score, coordinates ...]`` (N, D): equal scores, and each row's coordinates within
-    ``atol`` of a row with the same score (people whose scores tie may come in either order)."""
+    ``atol`` of a row with the same score (people whose scores tie may come in either order; the tie group
+    at the top-K cut-off is not compared)."""
     assert got.shape == want.shape, (got.shape, want.shape)
     np.testing.assert_allclose(got[:, 4], want[:, 4], atol=score_atol, rtol=0)
     coords = lambda r: np.concatenate([r[:, :4], r[:, 5:]], axis=1)  # noqa: E731
     g, w = coords(got), coords(want)
+    cutoff = want[:, 4].min()
     for i in range(len(got)):
+        if abs(got[i, 4] - cutoff) <= score_atol:
+            # A group of (float-noise) ties that the top-K cut splits may keep different members in each
+            # runtime: a random-init net has many cells with exactly the bias's score.
+            continue
         tied = np.flatnonzero(np.abs(want[:, 4] - got[i, 4]) <= score_atol)
         err = np.abs(w[tied] - g[i]).max(axis=1).min()
         assert err <= atol, f"person {i} (score {got[i, 4]:.6f}): closest equal-score person differs by {err:.3g}"

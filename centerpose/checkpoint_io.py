@@ -54,7 +54,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load_checkpoint_file(path: str | Path, mmap: bool = False) -> dict[str, Any]:
-    """``torch.load(path, map_location='cpu', weights_only=True)`` with the reason in one line on failure."""
+    """``torch.load(path, map_location='cpu', weights_only=True)`` with the reason in one line on failure.
+
+    ``mmap=True`` maps the tensors instead of reading them (for a look at the keys or config); a legacy
+    non-zip file (an original ``.pth``) cannot be mapped and is read whole instead.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointLoadError(f"checkpoint {path}: file not found")
@@ -62,7 +66,12 @@ def load_checkpoint_file(path: str | Path, mmap: bool = False) -> dict[str, Any]
     if size == 0:
         raise CheckpointLoadError(f"checkpoint {path}: file is empty (0 bytes; an interrupted save?)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # zip / pickle / unpickler errors of every kind
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointLoadError(f"checkpoint {path} ({size} bytes) does not load: {type(e).__name__}: "

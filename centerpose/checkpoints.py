@@ -28,13 +28,11 @@ def checkpoint_keypoints(path: str | Path) -> KeypointSpec | None:
     """The skeleton a centerpose checkpoint was trained for (its stored ``keypoints`` config), or None."""
     from hydra.utils import instantiate
 
+    from centerpose.checkpoint_io import load_checkpoint_file
+
     if not Path(path).is_file():
         return None  # the loader that follows names the missing file
-    try:  # mmap: only the config is read; legacy (non-zip) files cannot be mapped
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    config = ckpt.get("centerpose_config") if isinstance(ckpt, dict) else None
+    config = load_checkpoint_file(path, mmap=True).get("centerpose_config")  # mmap: only the config is read
     return instantiate(config["keypoints"]) if config and "keypoints" in config else None
 
 

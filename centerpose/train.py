@@ -29,7 +29,6 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 import centerpose
@@ -120,15 +119,14 @@ def check_resumable(ckpt_path: str | None) -> None:
     """
     if not ckpt_path or not Path(ckpt_path).is_file():
         return
-    ckpt = None
-    # mmap: only the top-level keys are looked at (Lightning reads the file again); legacy non-zip files
-    # (original .pth) cannot be mapped. A file neither way reads is left for Lightning's own error.
-    for mmap in (True, False):
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=mmap)
-            break
-        except Exception:
-            continue
+    from centerpose.checkpoint_io import CheckpointLoadError, load_checkpoint_file
+
+    # mmap: only the top-level keys are looked at (Lightning reads the file again). A file that does not
+    # load is left for the resume path's own error.
+    try:
+        ckpt = load_checkpoint_file(ckpt_path, mmap=True)
+    except CheckpointLoadError:
+        return
     if isinstance(ckpt, dict) and not {"optimizer_states", "lr_schedulers"} <= set(ckpt):
         other_uses = ("evaluate, predict and train=false accept it as ckpt_path=" if "centerpose_config" in ckpt
                       else "for evaluate / predict, convert an original CenterNet file with centerpose.convert")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from centerpose.codec.pipeline import decode_to_image
+from centerpose.data.image_io import read_image_checked
 from centerpose.data.photometric import apply_input_affine, input_affine
 from centerpose.data.preprocess import BGR_MEAN, BGR_STD, preprocess
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
@@ -66,10 +67,7 @@ class StageTimer:
 def read_image(source: ImageLike, color: Literal["bgr", "rgb"] = "bgr") -> np.ndarray:
     """A uint8 BGR (H, W, 3) image from a path or an array (``color`` says what the array holds)."""
     if isinstance(source, (str, Path)):
-        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FileNotFoundError(f"cannot read image '{source}' (missing or not a decodable image)")
-        return image
+        return read_image_checked(source)  # names missing, empty, truncated and undecodable files
     image = np.asarray(source)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)

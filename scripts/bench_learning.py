@@ -77,6 +77,13 @@ def train(root: Path, run_dir: Path, args: argparse.Namespace) -> dict:
         "callbacks.pose_images.num_images=4", f"seed={args.seed}", f"hydra.run.dir={run_dir}",
         "trainer.enable_progress_bar=false", "task_name=bench_learning",
     ]
+    if args.augment == "light":
+        # the sample geometry stays fixed (no random crop, shift or scale); flip and colour are still drawn
+        overrides += ["+data.train_options.rand_crop=false", "+data.train_options.shift=0.0",
+                      "+data.train_options.scale=0.0"]
+    if args.dense_hp:
+        # the original's --dense_hp: joint offsets supervised around each centre, not at the centre cell only
+        overrides += ["data.dense_hp=true"]
     if args.backbone == "dla":
         overrides += ["backbone=dla", "gpus=1" if args.gpu else "gpus=cpu"]
     else:
@@ -93,7 +100,8 @@ def report(history: dict, args: argparse.Namespace, device: str) -> float:
     """Print keypoint AP vs minutes; returns the final keypoint AP."""
     rows = sorted(((int(e), r) for e, r in history["val"].items()), key=lambda t: t[0])
     print(f"\nMemorising {args.images} real coco-mini images ({args.backbone}, {args.input_size} px, "
-          f"batch {args.batch_size}, Adam {args.lr:g} warm-up + cosine over {args.minutes} min) on {device}:")
+          f"batch {args.batch_size}, Adam {args.lr:g} warm-up + cosine over {args.minutes} min, "
+          f"{args.augment} augmentation, dense_hp {args.dense_hp}) on {device}:")
     print(f"{'minutes':>8} {'epoch':>6} {'images':>7} {'kp AP':>7} {'kp AP50':>8} {'box AP':>7}")
     for epoch, r in rows:
         print(f"{r['fit_s'] / 60:8.1f} {epoch + 1:6d} {int(r['images_seen']):7d} {r.get('AP', float('nan')):7.3f} "
@@ -117,6 +125,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-every", type=int, default=10, help="epochs between validations")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=317)
+    p.add_argument("--augment", choices=("light", "original"), default="light",
+                   help="light: flip + colour on a fixed crop; original: + the original's random crop and scale")
+    p.add_argument("--dense-hp", action=argparse.BooleanOptionalAction, default=True,
+                   help="the original's --dense_hp joint-offset targets (faster to fit)")
     p.add_argument("--gpu", action="store_true")
     return p.parse_args(argv)
 

@@ -79,6 +79,8 @@ class CocoPoseDataModule(pl.LightningDataModule):
         on_bad_sample: ``skip`` replaces a sample whose image cannot be read during the run (reported in the
             log and ``bad_samples.json``); ``raise`` stops at it.
         report_dir: where the pre-flight report (``preflight.json``) is written when it found problems.
+        dense_hp: the original's ``--dense_hp`` joint-offset targets, for both splits (the loss's
+            ``dense_hp`` must match: ``model.loss.dense_hp`` follows ``data.dense_hp`` in the configs).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
         on_bad_sample: str = "skip",
         report_dir: str | Path | None = None,
         input_format: str = "uint8",
+        dense_hp: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -110,8 +113,9 @@ class CocoPoseDataModule(pl.LightningDataModule):
         per_sample = (train_options or {}).get("rng") == "per_sample"
         self.persistent_workers = persistent_workers and num_workers > 0 and not per_sample
         self.keypoints = keypoints
+        # dense_hp changes the targets of both splits: the loss that reads them also runs on validation batches
         self.common = dict(input_size=input_size, down_ratio=down_ratio, max_objs=max_objs, keypoints=keypoints,
-                           input_format=input_format)
+                           input_format=input_format, dense_hp=dense_hp)
         self.train_options = dict(train_options or {})
         self.synthetic = synthetic
         if on_bad_sample not in ("skip", "raise"):

@@ -16,7 +16,7 @@ from centerpose.keypoints import COCO_PERSON, KeypointSpec
 def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoints: KeypointSpec = COCO_PERSON,
                     K: int = 100, flip: bool = False, sigmoid: Literal["plain", "clamp"] = "plain",
                     fix_flip_offset: bool = False, tie_break: TieBreak = "topk",
-                    scale: float = 1.0, snap: SnapMode = "nearest") -> tuple[Tensor, Tensor]:
+                    scale: float = 1.0, snap: SnapMode = "nearest", down_ratio: int = 4) -> tuple[Tensor, Tensor]:
     """Sigmoid, optional flip merge, decode and inverse affine of one stack's raw outputs.
 
     Args:
@@ -31,6 +31,7 @@ def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoi
         tie_break: ``topk`` (the original's order on CPU) or ``stable``.
         scale: test scale; coordinates are divided by it.
         snap: ``nearest`` (the original) or ``nearest_valid`` joint snapping (see :func:`decode`).
+        down_ratio: input pixels per output cell (the exact flip mirror of ``fix_flip_offset`` uses it).
 
     Returns:
         ``rows`` (B, K, 4 + 1 + 2J) ``[x1 y1 x2 y2, score, x0 y0 ...]`` in image pixels (float32), and
@@ -38,7 +39,7 @@ def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoi
     """
     heads = {k: v.float() for k, v in heads.items()}  # half-precision forwards decode in float32
     if flip:
-        probs = flip_merge(sigmoid_outputs(heads), keypoints, fix_offset=fix_flip_offset)
+        probs = flip_merge(sigmoid_outputs(heads), keypoints, fix_offset=fix_flip_offset, down_ratio=down_ratio)
     else:
         probs = sigmoid_outputs(heads, clamp=sigmoid == "clamp")
     h, w = probs["hm"].shape[2:]

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from centerpose.codec.decode import SnapMode, TieBreak
 from centerpose.codec.encode import encode_pose_targets
-from centerpose.codec.pipeline import decode_to_image
+from centerpose.codec.pipeline import head_probabilities, probabilities_to_image
 from centerpose.codec.poses import Poses
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
@@ -136,8 +136,20 @@ class CenterPoseCodec:
             Batched :class:`Poses` (tensors on the heads' device): boxes (B, K, 4), scores (B, K),
             keypoints (B, K, J, 3), sorted by descending score, no threshold.
         """
+        return self.decode_probabilities(self.probabilities(heads), meta, scale=scale)
+
+    def probabilities(self, heads: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Raw logits (B or 2B with flip) → float32 heads with ``hm``/``hm_hp`` as probabilities (batch B):
+        the sigmoid, and the flip merge with this codec's ``down_ratio`` when ``flip_test`` is on."""
         o = self.options
-        rows, kp_scores = decode_to_image(heads, meta["c"], meta["s"], keypoints=self.keypoints, K=o.K,
-                                          flip=o.flip_test, sigmoid=o.sigmoid, fix_flip_offset=o.fix_flip_offset,
-                                          tie_break=o.tie_break, snap=o.snap, scale=scale, down_ratio=self.down_ratio)
+        return head_probabilities(heads, keypoints=self.keypoints, flip=o.flip_test, sigmoid=o.sigmoid,
+                                  fix_flip_offset=o.fix_flip_offset, down_ratio=self.down_ratio)
+
+    def decode_probabilities(self, probs: Mapping[str, Tensor], meta: Mapping[str, Any], *,
+                             scale: float = 1.0) -> Poses:
+        """People in image pixels from heads that already hold probabilities (:meth:`probabilities`, or
+        the ground-truth heads of :func:`~centerpose.codec.oracle.oracle_outputs`); see :meth:`decode`."""
+        o = self.options
+        rows, kp_scores = probabilities_to_image(probs, meta["c"], meta["s"], K=o.K, tie_break=o.tie_break,
+                                                 snap=o.snap, scale=scale)
         return Poses.from_rows(rows, kp_scores)

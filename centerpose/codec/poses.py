@@ -95,10 +95,13 @@ class Poses:
             return x.astype(np.float32, copy=False)
         return Poses(conv(self.boxes), conv(self.scores), conv(self.keypoints))
 
+    def map_xy(self, fn: Any) -> "Poses":
+        """``fn`` applied to the box and joint coordinates (scores unchanged)."""
+        return Poses(fn(self.boxes), self.scores, _cat([fn(self.joints), self.keypoints[..., 2:]], -1))
+
     def scaled(self, factor: float) -> "Poses":
-        """Boxes and joint x, y multiplied by ``factor`` (scores unchanged), e.g. output cells → input pixels."""
-        xy = self.joints * factor
-        return Poses(self.boxes * factor, self.scores, _cat([xy, self.keypoints[..., 2:]], -1))
+        """Boxes and joint x, y multiplied by ``factor``, e.g. output cells → input pixels."""
+        return self.map_xy(lambda v: v * factor)
 
     @classmethod
     def concat(cls, parts: Sequence["Poses"]) -> "Poses":

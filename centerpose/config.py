@@ -28,6 +28,23 @@ def quote_numeric_choices(overrides: list[str]) -> list[str]:
     return quoted
 
 
+#: Override keys that moved, old spelling -> new one (the decode options left the evaluator for the codec).
+MOVED_KEYS = {f"model.evaluator.{name}": f"codec.decode.{name}"
+              for name in ("K", "flip_test", "sigmoid", "fix_flip_offset", "tie_break", "snap")}
+_MOVED_KEY = re.compile(r"^(?P<prefix>[+~]*)(?P<key>[\w.]+)(?P<rest>=.*)?$")
+
+
+def rename_moved_keys(overrides: list[str]) -> list[str]:
+    """``model.evaluator.tie_break=stable`` -> ``codec.decode.tie_break=stable`` (see :data:`MOVED_KEYS`)."""
+    renamed = []
+    for item in overrides:
+        match = _MOVED_KEY.match(item)
+        if match and match["key"] in MOVED_KEYS:
+            item = f"{match['prefix']}{MOVED_KEYS[match['key']]}{match['rest'] or ''}"
+        renamed.append(item)
+    return renamed
+
+
 def config_dir() -> Path:
     """The ``configs/`` directory: inside the package for a wheel install, else the repo's top level."""
     for candidate in (_PACKAGE_DIR / "configs", _PACKAGE_DIR.parent / "configs"):
@@ -53,7 +70,7 @@ def compose(config_name: str = "train", overrides: list[str] | None = None,
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=quote_numeric_choices(list(overrides or [])),
+        cfg = hydra_compose(config_name=config_name, overrides=rename_moved_keys(quote_numeric_choices(list(overrides or []))),
                             return_hydra_config=return_hydra_config)
     if return_hydra_config:
         HydraConfig.instance().set_config(cfg)
@@ -61,5 +78,6 @@ def compose(config_name: str = "train", overrides: list[str] | None = None,
 
 
 def quote_argv() -> None:
-    """Apply :func:`quote_numeric_choices` to ``sys.argv`` (call before ``@hydra.main`` parses it)."""
-    sys.argv[1:] = quote_numeric_choices(sys.argv[1:])
+    """Apply :func:`quote_numeric_choices` and :func:`rename_moved_keys` to ``sys.argv`` (call before
+    ``@hydra.main`` parses it)."""
+    sys.argv[1:] = rename_moved_keys(quote_numeric_choices(sys.argv[1:]))

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import hydra
-import numpy as np
 import torch
 from omegaconf import DictConfig
 from pycocotools.coco import COCO
@@ -29,73 +28,40 @@ from rich.table import Table
 
 from centerpose.config import config_dir, quote_argv
 from centerpose.data.datamodule import check_coco_layout, coco_split_paths
+from centerpose.codec.poses import Poses
 from centerpose.evaluation.coco import evaluate_coco, save_coco_results, to_coco_results
+from centerpose.evaluation.oracle import ORACLE_VARIANTS, oracle_results  # noqa: F401  (ORACLE_VARIANTS: re-export)
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.keypoints import KeypointSpec
 from centerpose.safety import RunError, exit_if_output_unwritable, one_line_errors, writable_problem
 
 log = logging.getLogger("centerpose.evaluate")
 
-#: The original's flag sets of METHOD.md §3.7 (which heads are replaced by ground truth).
-ORACLE_VARIANTS = {
-    "hm": {"hm", "kps"},  # --not_hm_hp --eval_oracle_hm --eval_oracle_kps
-    "hm_hp": {"hm", "kps", "hm_hp"},  # --not_reg_hp_offset ... --eval_oracle_hmhp
-    "all": {"hm", "kps", "hm_hp", "hp_offset"},
-}
-
-
 def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
                         "cpu" if name == "auto" else name)
 
 
-def oracle_results(image_dir: Path, ann_file: Path, variant: str, keypoints: KeypointSpec, K: int,
-                   input_size: int, max_images: int | None, tie_break: str = "topk", snap: str = "nearest",
-                   corrected_radius: bool = False) -> dict[int, np.ndarray]:
-    """Detections decoded from ground-truth encodings of every val image (the trainer path, no flip);
-    ``tie_break``/``snap`` switch the decode, ``corrected_radius`` the encoding (all off = the original)."""
-    from torch.utils.data import DataLoader, Subset
-
-    from centerpose.codec.decode import decode
-    from centerpose.codec.oracle import oracle_outputs
-    from centerpose.codec.postprocess import to_image_coords
-    from centerpose.data.coco import CocoPoseDataset
-
-    if variant not in ORACLE_VARIANTS:
-        raise ValueError(f"unknown oracle '{variant}'; choose one of {sorted(ORACLE_VARIANTS)}")
-    dataset = CocoPoseDataset(image_dir, ann_file, train=False, augment=False, keypoints=keypoints,
-                              input_size=input_size, corrected_radius=corrected_radius)
-    if max_images:
-        dataset = Subset(dataset, range(min(max_images, len(dataset))))
-    results: dict[int, np.ndarray] = {}
-    for batch in DataLoader(dataset, batch_size=8, num_workers=0):
-        heads = oracle_outputs(batch, ORACLE_VARIANTS[variant])
-        dets = decode(heads, K=K, tie_break=tie_break, snap=snap)
-        rows = to_image_coords(dets, batch["meta"]["c"], batch["meta"]["s"], tuple(batch["hm"].shape[-2:]))
-        for img_id, r in zip(batch["meta"]["img_id"].tolist(), rows.numpy()):
-            results[int(img_id)] = r
-    return results
-
-
 def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: KeypointSpec,
-                       unreadable: list[dict] | None = None) -> tuple[dict[int, np.ndarray], dict]:
+                       unreadable: list[dict] | None = None) -> tuple[dict[int, Poses], dict]:
     """Run the predictor over every image of the split; returns results and per-stage times.
 
-    An image that cannot be read is scored as one without detections and appended to ``unreadable``.
+    The decode is ``cfg.codec``'s (the detector's: flip test, plain sigmoid; set through ``test.*``), with the
+    checkpoint's skeleton. An image that cannot be read is scored as one without detections and appended to
+    ``unreadable``.
     """
     from rich.progress import track
 
     from centerpose.predictor import Predictor
 
     test = cfg.test
-    kwargs = dict(flip_test=test.flip, keep_res=test.keep_res, scales=list(test.scales), K=test.K,
-                  score_thresh=0.0, fix_flip_offset=test.fix_flip_offset, merge=test.get("merge", "original"),
-                  tie_break=test.get("tie_break", "topk"), snap=test.get("snap", "nearest"))
+    codec = hydra.utils.instantiate(cfg.codec, _partial_=True)(keypoints=keypoints)
+    kwargs = dict(keep_res=test.keep_res, scales=list(test.scales), score_thresh=0.0,
+                  merge=test.get("merge", "original"), codec=codec)
     if test.pad is not None:
         kwargs["pad"] = test.pad
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device), **kwargs)
     check_skeleton_fits(predictor.keypoints, keypoints, cfg.ckpt_path)
-    j = keypoints.num_joints
     ids = sorted(coco.getImgIds())[: cfg.max_images or None]
     results = {}
     unreadable = [] if unreadable is None else unreadable
@@ -107,11 +73,10 @@ def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: 
         except BadImageError as e:  # scored as an image without detections; named in the log and the report
             log.warning("image %s skipped: %s: %s", img_id, path, e.reason)
             unreadable.append({"file": str(path), "image_id": int(img_id), "reason": e.reason})
-            results[img_id] = np.zeros((0, 5 + 2 * j), np.float32)
+            results[img_id] = Poses.empty(keypoints.num_joints)
             continue
         predictor.timer.add("load", time.perf_counter() - start)
-        rows = predictor.predict_rows(image)
-        results[img_id] = rows[:, : 5 + 2 * j]
+        results[img_id] = predictor.predict_poses(image)
         predictor.timer.add("tot", time.perf_counter() - start)
     return results, predictor.timer.summary()
 
@@ -171,10 +136,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     times = None
     unreadable: list[dict] = []
     if cfg.oracle:
-        results = oracle_results(image_dir, ann_file, cfg.oracle, keypoints, cfg.test.K, cfg.data.input_size,
-                                 cfg.max_images, tie_break=cfg.test.get("tie_break", "topk"),
-                                 snap=cfg.test.get("snap", "nearest"),
-                                 corrected_radius=cfg.test.get("corrected_radius", False))
+        # The trainer path: no flip (the oracle heads are probabilities, decoded without a sigmoid).
+        codec = hydra.utils.instantiate(cfg.codec, _partial_=True)(keypoints=keypoints).replace(flip_test=False)
+        results = oracle_results(image_dir, ann_file, cfg.oracle, codec, cfg.max_images)
     elif cfg.ckpt_path:
         results, times = checkpoint_results(cfg, image_dir, coco, keypoints, unreadable)
     else:

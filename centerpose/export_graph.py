@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from centerpose.codec.decode import decode, sigmoid_outputs
 from centerpose.codec.flip import flip_merge
+from centerpose.codec.poses import Poses
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 
@@ -80,8 +81,4 @@ class DecodeGraph(nn.Module):
         else:
             probs = sigmoid_outputs(heads)
         dets, kp_scores = decode(probs, K=self.K, return_kp_scores=True)
-        b, k = dets.shape[:2]
-        j = kp_scores.shape[2]
-        r = float(self.down_ratio)
-        joints = torch.cat([dets[..., 5:5 + 2 * j].reshape(b, k, j, 2) * r, kp_scores.unsqueeze(3)], dim=3)
-        return torch.cat([dets[..., :4] * r, dets[..., 4:5], joints.reshape(b, k, 3 * j)], dim=2)
+        return Poses.from_decoded(dets, kp_scores).scaled(float(self.down_ratio)).people()

@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# Shared with the decoder; they live in the codec (re-exported here for the loss's readers).
+from centerpose.codec.ops import clamped_sigmoid, gather_feat
+
 __all__ = [
     "STAT_NAMES",
     "clamped_sigmoid",
@@ -35,33 +38,6 @@ STAT_NAMES: tuple[str, ...] = (
 )
 
 FocalNorm = Literal["batch", "max1", "image"]
-
-
-def clamped_sigmoid(x: Tensor, eps: float = 1e-4) -> Tensor:
-    """``clamp(sigmoid(x), eps, 1 - eps)``, out of place (QUIRK E1, same values and gradients).
-
-    Args:
-        x: logits of any shape.
-
-    Returns:
-        Probabilities of the same shape, kept away from 0 and 1 so that the focal loss's logs stay finite.
-    """
-    return torch.clamp(torch.sigmoid(x), min=eps, max=1 - eps)
-
-
-def gather_feat(feat: Tensor, ind: Tensor) -> Tensor:
-    """Read a dense map at flat cell indices.
-
-    Args:
-        feat: (B, C, H, W) map.
-        ind: (B, M) int64 flat indices ``y * W + x``.
-
-    Returns:
-        (B, M, C): ``out[b, m] = feat[b, :, ind[b, m] // W, ind[b, m] % W]``.
-    """
-    b, c = feat.shape[:2]
-    flat = feat.permute(0, 2, 3, 1).reshape(b, -1, c)
-    return flat.gather(1, ind.long().unsqueeze(2).expand(-1, -1, c))
 
 
 def focal_loss(pred: Tensor, gt: Tensor, normalize: FocalNorm = "batch") -> Tensor:

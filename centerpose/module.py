@@ -8,6 +8,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from centerpose.codec.codec import CenterPoseCodec, DecodeOptions
+from centerpose.codec.pipeline import stack_with_mirrors
+from centerpose.codec.poses import Poses
 from centerpose.data.photometric import finish_input
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
@@ -31,8 +34,11 @@ class CenterPoseModule(pl.LightningModule):
         batch_size: per-device batch size (the data module's).
         lr: explicit learning rate; overrides the linear rule.
         keypoints: the skeleton the heads were built for.
-        evaluator: optional validation evaluator with ``reset()``, ``process(outputs, batch)`` and
-            ``compute() -> dict[str, float]`` (COCO keypoint AP); metrics are logged as ``val/<name>``.
+        codec: decodes the validation heads into :class:`~centerpose.codec.poses.Poses` (its ``flip_test``
+            makes the validation step run the mirrored input too); default: the original trainer's
+            validation decode (clamped sigmoid, no flip, K = 100).
+        evaluator: optional validation evaluator with ``reset()``, ``process(batch, poses)`` and
+            ``evaluate() -> dict[str, float]`` (COCO keypoint AP); metrics are logged as ``val/<name>``.
     """
 
     def __init__(
@@ -47,17 +53,19 @@ class CenterPoseModule(pl.LightningModule):
         lr: float | None = None,
         keypoints: KeypointSpec = COCO_PERSON,
         evaluator: Any | None = None,
+        codec: CenterPoseCodec | None = None,
     ) -> None:
         super().__init__()
         # Only plain values go into hparams: checkpoints must stay loadable with weights_only=True.
         self.save_hyperparameters(logger=False, ignore=["net", "loss", "optimizer", "scheduler", "keypoints",
-                                                        "evaluator"])
+                                                        "evaluator", "codec"])
         self.net = net
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.keypoints = keypoints
         self.evaluator = evaluator
+        self.codec = codec if codec is not None else CenterPoseCodec(keypoints, decode=DecodeOptions(sigmoid="clamp"))
         # Set by the entry point: the resolved run config, stored in every checkpoint so that
         # `Predictor.from_checkpoint` can rebuild the network without Hydra.
         self.run_config: dict | None = None
@@ -128,12 +136,21 @@ class CenterPoseModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         _, outputs = self._shared_step(batch, "val")
         if self.evaluator is not None:
-            self.evaluator.process(self, outputs, batch)
+            self.evaluator.process(batch, self.decode_batch(outputs, batch))
+
+    @torch.no_grad()
+    def decode_batch(self, outputs: list[dict[str, torch.Tensor]], batch: dict) -> Poses:
+        """People of a validation batch in image pixels; runs the mirrored input too when the codec's
+        ``flip_test`` is on (the detector's flip test, §3.3)."""
+        heads = outputs[-1]
+        if self.codec.options.flip_test:
+            heads = stack_with_mirrors(outputs, self.net(batch["input"].flip(3)))
+        return self.codec.decode(heads, batch["meta"])
 
     def on_validation_epoch_end(self) -> None:
         if self.evaluator is None or self.trainer.sanity_checking:
             return
-        metrics = self.evaluator.compute(self.trainer)
+        metrics = self.evaluator.evaluate()
         if metrics:
             # Rank 0 computed and broadcast them: every rank holds the same values, so the (cheap) sync
             # changes nothing but keeps Lightning's DDP logging consistent.

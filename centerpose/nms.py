@@ -8,12 +8,17 @@ Two merges (``Predictor(merge=...)``, ``test.merge=``):
   columns are swapped, so rows can pair one detection's box and score with another's joints.
 - :func:`soft_nms` (``improved``) drops rows below the floor and keeps each row's own joints.
 
+Rows are :meth:`Poses.rows <centerpose.codec.poses.Poses.rows>` (box x1 y1 x2 y2 in columns 0-3, then the
+score, then everything that travels with a person); the column names come from the codec.
 Both use the Gaussian weight ``exp(−IoU² / sigma)``, the +1 pixel-inclusive IoU and the 0.001 floor.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from centerpose.codec.poses import FIRST_JOINT_COLUMN as JOINTS
+from centerpose.codec.poses import SCORE_COLUMN as SCORE
 
 
 def soft_nms(rows: np.ndarray, sigma: float = 0.5, score_thresh: float = 0.001,
@@ -26,7 +31,7 @@ def soft_nms(rows: np.ndarray, sigma: float = 0.5, score_thresh: float = 0.001,
     rows = np.array(rows, dtype=np.float32, copy=True)
     kept = []
     while len(rows):
-        best = int(np.argmax(rows[:, 4]))
+        best = int(np.argmax(rows[:, SCORE]))
         top = rows[best]
         kept.append(top.copy())
         rows = np.delete(rows, best, axis=0)
@@ -38,8 +43,8 @@ def soft_nms(rows: np.ndarray, sigma: float = 0.5, score_thresh: float = 0.001,
         area_top = (top[2] - top[0] + 1) * (top[3] - top[1] + 1)
         area = (rows[:, 2] - rows[:, 0] + 1) * (rows[:, 3] - rows[:, 1] + 1)
         iou = np.where(inter > 0, inter / (area_top + area - inter), 0.0)
-        rows[:, 4] *= np.exp(-(iou * iou) / sigma).astype(np.float32)
-        rows = rows[rows[:, 4] >= score_thresh]
+        rows[:, SCORE] *= np.exp(-(iou * iou) / sigma).astype(np.float32)
+        rows = rows[rows[:, SCORE] >= score_thresh]
         if max_dets is not None and len(kept) >= max_dets:
             break
     return np.stack(kept) if kept else np.zeros((0, rows.shape[1]), np.float32)
@@ -68,7 +73,7 @@ def soft_nms_original(rows: np.ndarray, sigma: float = 0.5, score_thresh: float 
     for i in range(n):
         if i >= n:
             break  # rows beyond the active count are left as they are
-        best = i + int(np.argmax(boxes[i:n, 4]))  # first maximum, like the strict `<` scan
+        best = i + int(np.argmax(boxes[i:n, SCORE]))  # first maximum, like the strict `<` scan
         if best != i:
             boxes[[i, best]] = boxes[[best, i]]
         # The compiled original adds the `+ 1` in double (a C double literal) and stores float32 results:
@@ -88,18 +93,18 @@ def soft_nms_original(rows: np.ndarray, sigma: float = 0.5, score_thresh: float 
             ov = inter / union  # float32
             weight = np.exp((-(ov * ov) / sigma32).astype(np.float64)).astype(np.float32)
         overlaps = (iw > 0) & (ih > 0)
-        decayed = np.where(overlaps, weight * cand[:, 4], cand[:, 4]).astype(np.float32)
+        decayed = np.where(overlaps, weight * cand[:, SCORE], cand[:, SCORE]).astype(np.float32)
         # Sequential part: only discards reorder rows; each row is decayed exactly once by this top row.
         # As in the original, only an overlapping row is decayed and tested against the floor.
         pos = i + 1
         while pos < n:
             k = pos - i - 1
             if overlaps[k]:
-                boxes[pos, 4] = decayed[k]
-                if boxes[pos, 4] < score_thresh:
+                boxes[pos, SCORE] = decayed[k]
+                if boxes[pos, SCORE] < score_thresh:
                     last = n - 1
-                    boxes[pos, :5] = boxes[last, :5]
-                    boxes[[pos, last], 5:] = boxes[[last, pos], 5:]
+                    boxes[pos, :JOINTS] = boxes[last, :JOINTS]
+                    boxes[[pos, last], JOINTS:] = boxes[[last, pos], JOINTS:]
                     decayed[k], overlaps[k] = decayed[last - i - 1], overlaps[last - i - 1]
                     n -= 1
                     continue

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from centerpose.codec.poses import Poses
 from centerpose.codec.postprocess import to_image_coords
 from centerpose.data.preprocess import preprocess
 from centerpose.export import METADATA_KEY, sidecar_path
@@ -120,14 +121,13 @@ def people_to_image(people: Tensor, c: Tensor, s: Tensor, canvas_hw: Sequence[in
     Returns:
         ``rows`` (B, K, 5 + 2J) in image pixels and ``kp_scores`` (B, K, J), as ``decode_to_image``.
     """
-    b, k, d = people.shape
-    j = (d - 5) // 3
-    joints = people[..., 5:].reshape(b, k, j, 3)
-    r = float(down_ratio)  # a power of two: pixels / r gives decode's cell coordinates exactly
-    dets = torch.cat([people[..., :4] / r, people[..., 4:5], (joints[..., :2] / r).reshape(b, k, 2 * j),
-                      people.new_zeros(b, k, 1)], dim=2)
+    # A power of two: pixels / r gives decode's cell coordinates exactly.
+    r = float(down_ratio)
+    cells = Poses.from_people(people).map_xy(lambda v: v / r)
+    rows = cells.rows()
+    dets = torch.cat([rows, rows.new_zeros(*rows.shape[:-1], 1)], dim=-1)  # decode's layout: + class column
     output_size = (int(canvas_hw[0]) // down_ratio, int(canvas_hw[1]) // down_ratio)
-    return to_image_coords(dets, c, s, output_size, scale=scale), joints[..., 2]
+    return to_image_coords(dets, c, s, output_size, scale=scale), cells.joint_scores
 
 
 class OnnxDecodePredictor(Predictor):
@@ -158,7 +158,7 @@ class OnnxDecodePredictor(Predictor):
             c = torch.from_numpy(np.stack([inputs[i].c for i in members]))
             s = torch.from_numpy(np.stack([np.asarray(inputs[i].s, dtype=np.float64).reshape(-1) for i in members]))
             rows, kp_scores = people_to_image(people, c, s, x.shape[2:], self.down_ratio, scale)
-            out = torch.cat([rows, kp_scores], dim=2).numpy()
+            out = Poses.from_rows(rows, kp_scores).rows(joint_scores=True).numpy()
             for j, i in enumerate(members):
                 results[i] = out[j]
             t3 = time.perf_counter()

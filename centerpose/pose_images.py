@@ -19,7 +19,8 @@ import torch
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
-from centerpose.codec.pipeline import decode_to_image
+from centerpose.codec.codec import CenterPoseCodec
+from centerpose.codec.poses import Poses
 from centerpose.data.photometric import sample_input
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.visualize import draw_ground_truth, draw_poses, side_by_side
@@ -70,46 +71,53 @@ def load_samples(dataset: Any, num_images: int) -> list[PoseSample]:
 
 
 @torch.no_grad()
-def predict_samples(model: torch.nn.Module, samples: Sequence[PoseSample], K: int = 100,
-                    device: torch.device | str = "cpu", forward_context: Any = None) -> list[np.ndarray]:
+def predict_samples(model: torch.nn.Module, samples: Sequence[PoseSample], codec: CenterPoseCodec | None = None, *,
+                    K: int | None = None, device: torch.device | str = "cpu",
+                    forward_context: Any = None) -> list[Poses]:
     """Run ``model`` on the samples' inputs in one batch and decode to image coordinates.
 
-    Decoding is the evaluator's (plain sigmoid, original top-k, §3.2/§3.4) with per-joint heatmap scores kept,
-    so that low-confidence joints can be hidden when drawing.
+    Decoding is ``codec``'s (default: plain sigmoid, original top-k, no flip, §3.2/§3.4) with per-joint heatmap
+    scores, so that low-confidence joints can be hidden when drawing; with the codec's ``flip_test`` the
+    mirrored inputs run in the same batch.
 
     Args:
         model: ``model(x: (B, 3, R, R))`` returns the per-stack list of raw head dicts; called as is (the
             caller sets eval mode).
         samples: from :func:`load_samples`.
-        K: detections per image (capped at the output map's cell count).
+        codec: the decode (default :class:`CenterPoseCodec`'s defaults).
+        K: overrides the codec's detections per image (capped at the output map's cell count).
         device: where to run.
         forward_context: optional context manager factory wrapped around the forward (Lightning's precision
             plugin ``forward_context``, so half-precision models get matching inputs).
 
     Returns:
-        One (K, 5 + 3J) float32 array per sample: ``[x1 y1 x2 y2, score, x0 y0 ..., joint scores (J)]``.
+        One :class:`Poses` (K people, float32 numpy) per sample.
     """
     if not samples:
         return []
+    codec = codec if codec is not None else CenterPoseCodec()
+    if K is not None:
+        codec = codec.replace(K=int(K))
     x = torch.from_numpy(np.stack([s.input for s in samples])).to(device)
+    if codec.options.flip_test:
+        x = torch.cat([x, x.flip(3)])
     if forward_context is not None:
         with forward_context():
             outputs = model(x)
     else:
         outputs = model(x)
-    c = torch.from_numpy(np.stack([s.c for s in samples]))
-    s = torch.tensor([smp.s for smp in samples], dtype=torch.float64)
-    rows, kp_scores = decode_to_image(outputs[-1], c, s, K=K)
-    return list(torch.cat([rows, kp_scores], dim=2).cpu().numpy())
+    meta = {"c": torch.from_numpy(np.stack([s.c for s in samples])),
+            "s": torch.tensor([smp.s for smp in samples], dtype=torch.float64)}
+    return codec.decode(outputs[-1], meta).numpy().unbind()
 
 
-def render_sample(sample: PoseSample, rows: np.ndarray, keypoints: KeypointSpec = COCO_PERSON,
+def render_sample(sample: PoseSample, poses: Poses | np.ndarray, keypoints: KeypointSpec = COCO_PERSON,
                   score_thresh: float = 0.3, kpt_thresh: float = 0.1) -> np.ndarray:
     """Draw predictions (left) next to the ground truth (right) on the original image.
 
     Args:
         sample: the image and its annotations.
-        rows: (K, 5 + 3J) from :func:`predict_samples`.
+        poses: the image's people from :func:`predict_samples` (or their (K, 5 + 3J) predictor rows).
         keypoints: skeleton to draw.
         score_thresh: people scored at or below this are not drawn.
         kpt_thresh: joints whose heatmap score is at or below this are not drawn.
@@ -118,12 +126,16 @@ def render_sample(sample: PoseSample, rows: np.ndarray, keypoints: KeypointSpec 
         (H, 2W + 4, 3) uint8 BGR image.
     """
     j = keypoints.num_joints
-    if rows.ndim != 2 or rows.shape[1] != 5 + 3 * j:
-        raise ValueError(f"render_sample: rows must be (K, {5 + 3 * j}) for a {j}-joint KeypointSpec, "
-                         f"got {rows.shape}")
-    joints = np.concatenate([rows[:, 5:5 + 2 * j].reshape(-1, j, 2), rows[:, 5 + 2 * j:, None]], axis=2)
-    pred = draw_poses(sample.image, rows[:, :4], rows[:, 4], joints, keypoints, score_thresh=score_thresh,
-                      kpt_thresh=kpt_thresh)
+    if not isinstance(poses, Poses):
+        rows = np.asarray(poses)
+        if rows.ndim != 2 or rows.shape[1] != 5 + 3 * j:
+            raise ValueError(f"render_sample: rows must be (K, {5 + 3 * j}) for a {j}-joint KeypointSpec, "
+                             f"got {rows.shape}")
+        poses = Poses.from_rows(rows, num_joints=j)
+    elif poses.num_joints != j:
+        raise ValueError(f"render_sample: poses have {poses.num_joints} joints, the KeypointSpec {j}")
+    pred = draw_poses(sample.image, poses.boxes, poses.scores, poses.keypoints, keypoints,
+                      score_thresh=score_thresh, kpt_thresh=kpt_thresh)
     gt = draw_ground_truth(sample.image, sample.annotations, keypoints)
     return side_by_side(pred, gt)
 
@@ -150,14 +162,15 @@ class PoseImageLogger(pl.Callback):
         score_thresh: people scored at or below this are not drawn.
         kpt_thresh: predicted joints with a heatmap score at or below this are not drawn.
         dirname: sub-folder of the log dir (``trainer.log_dir``, else ``default_root_dir``) for the files.
-        K: detections decoded per image.
+        codec: the run's codec; its decode options (K, flip test, tie-break, snap) apply, with the detector's
+            plain sigmoid (so joint scores read as heatmap probabilities). Default: the codec defaults.
         wandb_key: key of the wandb image panel.
         jpeg_quality: quality of the written JPEGs.
     """
 
     def __init__(self, num_images: int = 4, every_n_epochs: int = 5, score_thresh: float = 0.3,
-                 kpt_thresh: float = 0.1, dirname: str = "pose_images", K: int = 100, wandb_key: str = "val/poses",
-                 jpeg_quality: int = 90) -> None:
+                 kpt_thresh: float = 0.1, dirname: str = "pose_images", codec: CenterPoseCodec | None = None,
+                 wandb_key: str = "val/poses", jpeg_quality: int = 90) -> None:
         if num_images < 1:
             raise ValueError(f"PoseImageLogger: num_images must be >= 1, got {num_images}")
         if every_n_epochs < 1:
@@ -167,7 +180,7 @@ class PoseImageLogger(pl.Callback):
         self.score_thresh = float(score_thresh)
         self.kpt_thresh = float(kpt_thresh)
         self.dirname = dirname
-        self.K = int(K)
+        self.codec = (codec if codec is not None else CenterPoseCodec()).replace(sigmoid="plain")
         self.wandb_key = wandb_key
         self.jpeg_quality = int(jpeg_quality)
         self.out_dir: Path | None = None
@@ -203,14 +216,14 @@ class PoseImageLogger(pl.Callback):
         was_training = pl_module.training
         pl_module.eval()
         try:
-            rows = predict_samples(pl_module, samples, K=self.K, device=pl_module.device,
-                                   forward_context=trainer.precision_plugin.forward_context)
+            poses = predict_samples(pl_module, samples, self.codec, device=pl_module.device,
+                                    forward_context=trainer.precision_plugin.forward_context)
         finally:
             pl_module.train(was_training)
-        images = [render_sample(s, r, keypoints, self.score_thresh, self.kpt_thresh) for s, r in zip(samples, rows)]
-        captions = [f"epoch {epoch} image {s.img_id}: {int((r[:, 4] > self.score_thresh).sum())} predicted, "
+        images = [render_sample(s, p, keypoints, self.score_thresh, self.kpt_thresh) for s, p in zip(samples, poses)]
+        captions = [f"epoch {epoch} image {s.img_id}: {int((p.scores > self.score_thresh).sum())} predicted, "
                     f"{sum(1 for a in s.annotations if not a.get('iscrowd', 0))} annotated"
-                    for s, r in zip(samples, rows)]
+                    for s, p in zip(samples, poses)]
         # setup() normally resolved the folder; default_root_dir needs no broadcast, unlike log_dir.
         self._save(images, samples, epoch, self.out_dir or Path(trainer.default_root_dir) / self.dirname)
         for logger in trainer.loggers:

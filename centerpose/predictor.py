@@ -13,41 +13,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from centerpose.codec.pipeline import decode_to_image
+from centerpose.codec.codec import CenterPoseCodec, DecodeOptions
+from centerpose.codec.poses import Poses
 from centerpose.data.image_io import read_image_checked
 from centerpose.data.photometric import apply_input_affine, input_affine
 from centerpose.data.preprocess import BGR_MEAN, BGR_STD, preprocess
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.nms import soft_nms, soft_nms_original
 
+__all__ = ["ImageLike", "Poses", "Predictor", "StageTimer", "read_image"]  # Poses lives in centerpose.codec
+
 ImageLike = str | Path | np.ndarray
-
-
-@dataclass
-class Poses:
-    """Detected people of one image, sorted by descending score.
-
-    Attributes:
-        boxes: (N, 4) float32 x1 y1 x2 y2 in image pixels.
-        scores: (N,) float32 person scores.
-        keypoints: (N, J, 3) float32 (x, y, score) per joint; the score is the joint heatmap's probability.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    keypoints: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def rows(self) -> np.ndarray:
-        """(N, 5 + 2J) rows ``[x1 y1 x2 y2 score x0 y0 ...]``, the original's results layout."""
-        return np.concatenate([self.boxes, self.scores[:, None],
-                               self.keypoints[..., :2].reshape(len(self), -1)], axis=1)
-
-    def to_json(self) -> list[dict]:
-        return [{"box": b.tolist(), "score": float(s), "keypoints": k.tolist()}
-                for b, s, k in zip(self.boxes, self.scores, self.keypoints)]
 
 
 @dataclass
@@ -84,43 +60,55 @@ class Predictor:
 
     Args:
         net: the network (``net(x)`` -> list of per-stack head dicts).
-        keypoints: the skeleton the heads were trained for.
+        keypoints: the skeleton the heads were trained for (default: the codec's, else COCO person).
         device: where the network, decode and post-process run.
-        flip_test: merge the mirrored pass (§3.3).
         keep_res: native resolution on a padded canvas (the zoo's protocol); else ``input_size`` letterbox.
         pad: canvas multiple − 1 (31 for DLA/ResNet, 127 for Hourglass).
         scales: test scales; more than one merges the detections with Gaussian soft-NMS.
         merge: multi-scale merge: ``original`` (the original's soft_nms_39, every row kept, QUIRK E12) or
             ``improved`` (rows below the floor dropped, each row keeps its own joints); see centerpose.nms.
-        tie_break, snap: decode switches (``topk``/``stable``, ``nearest``/``nearest_valid``; originals first).
-        K: detections per image before thresholding.
         score_thresh: people below it are dropped from the returned :class:`Poses` (0 keeps all K).
-        fix_flip_offset: the exact mirror of x offsets in the flip merge (off = original).
+        codec: the decode (:class:`~centerpose.codec.CenterPoseCodec`); default: the detector's protocol,
+            ``DecodeOptions(flip_test=True)`` (flip test, plain sigmoid, K = 100, original tie order and snap).
+        **decode: :class:`~centerpose.codec.DecodeOptions` changed by name on top of ``codec``: ``flip_test``
+            (merge the mirrored pass, §3.3), ``K`` (people per image before thresholding),
+            ``fix_flip_offset``, ``tie_break``, ``snap``, ``sigmoid``.
     """
 
-    def __init__(self, net: nn.Module, keypoints: KeypointSpec = COCO_PERSON, device: str | torch.device = "cpu",
-                 flip_test: bool = True, keep_res: bool = True, pad: int = 31, input_size: int = 512,
-                 scales: Sequence[float] = (1.0,), K: int = 100, score_thresh: float = 0.3,
-                 fix_flip_offset: bool = False, merge: Literal["original", "improved"] = "original",
-                 tie_break: str = "topk", snap: str = "nearest") -> None:
+    def __init__(self, net: nn.Module, keypoints: KeypointSpec | None = None, device: str | torch.device = "cpu",
+                 keep_res: bool = True, pad: int = 31, input_size: int = 512, scales: Sequence[float] = (1.0,),
+                 score_thresh: float = 0.3, merge: Literal["original", "improved"] = "original",
+                 codec: CenterPoseCodec | None = None, **decode: Any) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
-        self.keypoints = keypoints
-        self.flip_test = flip_test
+        if codec is None:
+            codec = CenterPoseCodec(keypoints or COCO_PERSON, decode=DecodeOptions(flip_test=True))
+        elif keypoints is not None and keypoints != codec.keypoints:
+            codec = codec.replace(keypoints=keypoints)
+        self.codec = codec.replace(**decode) if decode else codec
         self.keep_res = keep_res
         self.pad = pad
         self.input_size = input_size
         # uint8 BGR canvas -> normalised input: the same per-pixel map as the training batches (photometric.py)
         self._input_affine = torch.from_numpy(input_affine(BGR_MEAN, BGR_STD))
         self.scales = tuple(float(s) for s in scales)
-        self.K = K
         self.score_thresh = score_thresh
-        self.fix_flip_offset = fix_flip_offset
         if merge not in ("original", "improved"):
             raise ValueError(f"Predictor: merge must be 'original' or 'improved', got {merge!r}")
         self.merge = merge
-        self.tie_break, self.snap = tie_break, snap
         self.timer = StageTimer()
+
+    @property
+    def keypoints(self) -> KeypointSpec:
+        return self.codec.keypoints
+
+    @property
+    def K(self) -> int:
+        return self.codec.options.K
+
+    @property
+    def flip_test(self) -> bool:
+        return self.codec.options.flip_test
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> "Predictor":
@@ -187,7 +175,7 @@ class Predictor:
             # uint8 canvases to the device, normalised there (as the training batches)
             x = torch.from_numpy(np.stack([inputs[i].image for i in members])).to(self.device)
             x = apply_input_affine(x, self._input_affine.to(self.device))
-            if self.flip_test:
+            if self.codec.options.flip_test:
                 x = torch.cat([x, x.flip(3)])
             self._sync()
             t1 = time.perf_counter()
@@ -197,13 +185,11 @@ class Predictor:
             c = torch.from_numpy(np.stack([inputs[i].c for i in members]))
             # (n, 1) fix_res scales or (n, 2) keep_res canvas sizes; only s[:, 0] is used, as the original.
             s = torch.from_numpy(np.stack([np.asarray(inputs[i].s, dtype=np.float64).reshape(-1) for i in members]))
-            rows, kp_scores = decode_to_image(heads, c, s, keypoints=self.keypoints, K=self.K, flip=self.flip_test,
-                                              fix_flip_offset=self.fix_flip_offset, scale=scale,
-                                              tie_break=self.tie_break, snap=self.snap)
+            poses = self.codec.decode(heads, {"c": c, "s": s}, scale=scale)
             self._sync()
             t3 = time.perf_counter()
             # "dec" = flip merge + decode + inverse affine on the device; "post" = the copy to the host.
-            out = torch.cat([rows, kp_scores], dim=2).cpu().numpy()
+            out = poses.rows(joint_scores=True).cpu().numpy()
             for j, i in enumerate(members):
                 results[i] = out[j]
             t4 = time.perf_counter()
@@ -216,13 +202,13 @@ class Predictor:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def predict_poses(self, image: np.ndarray) -> Poses:
+        """All K (×scales) people of one BGR image in image pixels, before thresholding."""
+        return Poses.from_rows(self.predict_rows(image), num_joints=self.keypoints.num_joints).numpy()
+
     def _poses(self, rows: np.ndarray) -> Poses:
-        j = self.keypoints.num_joints
-        rows = rows[rows[:, 4] >= self.score_thresh] if self.score_thresh > 0 else rows
-        xy = rows[:, 5:5 + 2 * j].reshape(-1, j, 2)
-        kp = np.concatenate([xy, rows[:, 5 + 2 * j:5 + 3 * j, None]], axis=2)
-        return Poses(boxes=rows[:, :4].astype(np.float32), scores=rows[:, 4].astype(np.float32),
-                     keypoints=kp.astype(np.float32))
+        poses = Poses.from_rows(rows, num_joints=self.keypoints.num_joints).numpy()
+        return poses[poses.scores >= self.score_thresh] if self.score_thresh > 0 else poses
 
     def __call__(self, images: ImageLike | Iterable[ImageLike], color: Literal["bgr", "rgb"] = "bgr"
                  ) -> Poses | list[Poses]:

@@ -1,4 +1,4 @@
-"""Tracking people through video: persistent ids for the :class:`~centerpose.predictor.Poses` of each frame.
+"""Tracking people through video: persistent ids for the :class:`~centerpose.codec.poses.Poses` of each frame.
 
 :class:`PoseTracker` associates each frame's people with the tracks of earlier frames, ByteTrack-style:
 
@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from centerpose.keypoints import COCO_PERSON, DEFAULT_OKS_SIGMA, KeypointSpec
-from centerpose.predictor import Poses
+from centerpose.codec.poses import Poses
 
 __all__ = ["OneEuroFilter", "PoseTracker", "box_iou", "pose_oks"]
 

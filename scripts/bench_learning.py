@@ -83,7 +83,7 @@ def train(root: Path, run_dir: Path, args: argparse.Namespace) -> dict:
                       "+data.train_options.scale=0.0"]
     if args.dense_hp:
         # the original's --dense_hp: joint offsets supervised around each centre, not at the centre cell only
-        overrides += ["data.dense_hp=true"]
+        overrides += ["codec.dense_hp=true"]
     if args.backbone == "dla":
         overrides += ["backbone=dla", "gpus=1" if args.gpu else "gpus=cpu"]
     else:

@@ -113,7 +113,7 @@ def test_load_samples_takes_first_images_with_their_annotations(val_set):
 def test_predict_samples_maps_detections_to_image_pixels(val_set):
     net = OnePersonNet()
     samples = load_samples(val_set, 2)
-    rows = predict_samples(net, samples, K=10)
+    rows = [p.rows(joint_scores=True) for p in predict_samples(net, samples, K=10)]
     j = COCO_PERSON.num_joints
     assert len(rows) == 2 and rows[0].shape == (10, 5 + 3 * j)
     (cy, cx), (bw, bh) = net.cell, net.wh
@@ -133,7 +133,7 @@ def test_predict_samples_maps_detections_to_image_pixels(val_set):
 
 def test_render_sample_draws_prediction_left_and_ground_truth_right(val_set):
     sample = load_samples(val_set, 1)[0]
-    rows = predict_samples(OnePersonNet(), [sample], K=10)[0]
+    rows = predict_samples(OnePersonNet(), [sample], K=10)[0].rows(joint_scores=True)
     h, w = sample.image.shape[:2]
     raw = sample.image[TITLE_ROWS:].astype(np.float64)
 

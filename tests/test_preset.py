@@ -13,5 +13,5 @@ def test_improved_preset_sets_the_switches_and_the_original_stays_default():
     assert (improved.tie_break, improved.snap, improved.fix_flip_offset, improved.merge) == (
         "stable", "nearest", True, "improved")
     train = compose("train", ["+preset=improved"])
-    assert train.model.evaluator.tie_break == "stable"
-    assert compose("train", []).model.evaluator.get("tie_break", "topk") == "topk"  # CocoPoseEvaluator default
+    assert train.codec.decode.tie_break == "stable"
+    assert compose("train", []).codec.decode.get("tie_break", "topk") == "topk"  # DecodeOptions default

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from centerpose.losses import clamped_sigmoid, gather_feat
+from centerpose.codec.ops import clamped_sigmoid, gather_feat
 
 __all__ = ["sigmoid_outputs", "heatmap_nms", "topk_detections", "topk_per_channel", "decode"]
 

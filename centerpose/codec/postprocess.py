@@ -52,7 +52,7 @@ def to_image_coords(dets: Tensor, c: Tensor, s: Tensor, output_size: Sequence[in
 
 
 def split_results(results: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Split post-processed rows into their parts.
+    """Split post-processed rows into their parts (see :class:`~centerpose.codec.poses.Poses`).
 
     Args:
         results: (B, K, 4 + 1 + 2J) from :func:`to_image_coords`.
@@ -60,7 +60,9 @@ def split_results(results: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     Returns:
         ``boxes`` (B, K, 4) x1 y1 x2 y2, ``scores`` (B, K), ``keypoints`` (B, K, J, 2).
     """
-    if results.dim() != 3 or (results.shape[2] - 5) % 2 or results.shape[2] < 7:
+    from centerpose.codec.poses import Poses
+
+    if results.dim() != 3:
         raise ValueError(f"split_results: results must be (B, K, 5 + 2J), got {tuple(results.shape)}")
-    b, k = results.shape[:2]
-    return results[..., :4], results[..., 4], results[..., 5:].reshape(b, k, -1, 2)
+    poses = Poses.from_rows(results)
+    return poses.boxes, poses.scores, poses.joints

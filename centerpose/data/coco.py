@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from centerpose.codec.encode import coco_boxes_to_xyxy, encode_pose_targets
+from centerpose.codec.codec import CenterPoseCodec
+from centerpose.codec.encode import coco_boxes_to_xyxy
 from centerpose.data.bad_samples import get_or_replace
 from centerpose.data.image_io import BadImageError, read_image_checked, with_image_id
 from centerpose.data.augment import (Geometry, SampleRngs, center_geometry, draw_train_geometry,
@@ -43,12 +44,14 @@ class CocoPoseDataset(Dataset):
         input_size: R, the square network input; down_ratio: R / O.
         max_objs: N, people encoded per image (the rest are dropped, QUIRK D9).
         keypoints: the skeleton; annotations must carry 3·J keypoint numbers.
+        codec: encodes the targets (:meth:`CenterPoseCodec.encode`); when given, its skeleton, input size,
+            down ratio and ``max_objs`` replace the four arguments above. Default: one built from them.
         rand_crop, shift, scale, rotate, aug_rot, flip: geometry options (§1.2; shift/scale are used
             only with ``rand_crop=False``).
         color_aug: CornerNet colour augmentation (with ``augment``).
         extra_transforms: albumentations image-only transforms applied (with ``augment``) after the
             colour augmentation, on the float32 [0, 1] image in the dataset's channel order.
-        dense_hp: produce ``dense_hps``/``dense_hps_mask`` instead of ``hps``/``hps_mask``.
+        dense_hp: produce ``dense_hps``/``dense_hps_mask`` instead of ``hps``/``hps_mask`` (None: the codec's).
         rng: "original" — numpy's global RNG for geometry, Python's ``random`` for the colour-op
             order and one ``RandomState(123)`` per dataset for colour magnitudes (QUIRK D14);
             "per_sample" — one generator per sample seeded from (seed, epoch, index).
@@ -58,7 +61,7 @@ class CocoPoseDataset(Dataset):
         channel_order: "bgr" (parity, QUIRK D15) or "rgb" (converted after the colour augmentation,
             which always works in BGR).
         mean, std: (3,) normalisation statistics in ``channel_order`` (default: the original's BGR).
-        corrected_radius: CornerNet's corrected Gaussian radius (QUIRK D1 improved; not parity).
+        corrected_radius: CornerNet's corrected Gaussian radius (QUIRK D1 improved; not parity; None: the codec's).
         input_format: "float" — ``input`` (3, R, R) float32, colour augmentation and normalisation
             on the CPU (the original's path); "uint8" — ``image`` (R, R, 3) uint8 warped BGR and
             ``input_affine`` (3, 4) float32, the sample's colour draws and normalisation folded into one
@@ -81,10 +84,11 @@ class CocoPoseDataset(Dataset):
                  augment: bool = True, input_size: int = 512, down_ratio: int = 4, max_objs: int = 32,
                  keypoints: KeypointSpec = COCO_PERSON, rand_crop: bool = True, shift: float = 0.1,
                  scale: float = 0.4, rotate: float = 0.0, aug_rot: float = 0.0, flip: float = 0.5,
-                 color_aug: bool = True, extra_transforms: Sequence[Any] | None = None, dense_hp: bool = False,
+                 color_aug: bool = True, extra_transforms: Sequence[Any] | None = None, dense_hp: bool | None = None,
                  rng: str = "original", seed: int = 0, return_gt_det: bool = False, channel_order: str = "bgr",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 corrected_radius: bool = False, input_format: str = "float"):
+                 corrected_radius: bool | None = None, input_format: str = "float",
+                 codec: CenterPoseCodec | None = None):
         from pycocotools.coco import COCO
 
         self.image_dir = Path(image_dir)
@@ -99,8 +103,13 @@ class CocoPoseDataset(Dataset):
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
         if input_format not in ("float", "uint8"):
             raise ValueError(f"input_format must be 'float' or 'uint8', got {input_format!r}")
-        if input_size % down_ratio:
-            raise ValueError(f"input_size {input_size} is not a multiple of down_ratio {down_ratio}")
+        if codec is None:
+            if input_size % down_ratio:
+                raise ValueError(f"input_size {input_size} is not a multiple of down_ratio {down_ratio}")
+            codec = CenterPoseCodec(keypoints, input_size, down_ratio, max_objs)
+        switches = {k: bool(v) for k, v in (("dense_hp", dense_hp), ("corrected_radius", corrected_radius))
+                    if v is not None}
+        self.codec = codec.replace(**switches) if switches else codec
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
                 self.coco = COCO(str(self.ann_file))
@@ -108,12 +117,12 @@ class CocoPoseDataset(Dataset):
             raise ValueError(f"cannot read COCO annotation file {self.ann_file}: {e}") from e
 
         self.train, self.augment = bool(train), bool(augment)
-        self.input_size, self.output_size = int(input_size), int(input_size) // int(down_ratio)
-        self.max_objs, self.keypoints = int(max_objs), keypoints
+        self.input_size, self.output_size = self.codec.input_size, self.codec.output_size
+        self.max_objs, self.keypoints = self.codec.max_objs, self.codec.keypoints
         self.geometry_options = dict(rand_crop=rand_crop, shift=shift, scale=scale, rotate=rotate,
                                      aug_rot=aug_rot, flip=flip)
-        self.dense_hp, self.return_gt_det = bool(dense_hp), bool(return_gt_det)
-        self.corrected_radius = bool(corrected_radius)
+        self.dense_hp, self.return_gt_det = self.codec.dense_hp, bool(return_gt_det)
+        self.corrected_radius = self.codec.corrected_radius
         self.rng_mode, self.seed, self.epoch = rng, int(seed), 0
         self.channel_order = channel_order
         self.mean = np.asarray(mean if mean is not None else
@@ -173,10 +182,8 @@ class CocoPoseDataset(Dataset):
             inputs = {IMAGE_KEY: image, AFFINE_KEY: affine}
         else:
             inputs = {"input": self.make_input(img, geo, trans_input, rngs if self.augment else None)}
-        targets = encode_pose_targets(
-            boxes, kpts, trans_output, trans_output_rot, flipped=geo.flipped, image_width=width, rot=geo.rot,
-            output_size=self.output_size, max_objs=self.max_objs, keypoints_spec=self.keypoints,
-            dense_hp=self.dense_hp, corrected_radius=self.corrected_radius)
+        targets = self.codec.encode(boxes, kpts, trans_output, trans_output_rot, flipped=geo.flipped,
+                                    image_width=width, rot=geo.rot)
         gt_det = targets.pop("gt_det")
         meta: dict[str, Any] = {"img_id": int(img_id), "c": geo.c.copy(), "s": float(geo.s)}
         if self.return_gt_det:

@@ -65,7 +65,9 @@ class CocoPoseDataModule(pl.LightningDataModule):
         val_batch_size: per-device validation batch size.
         num_workers, pin_memory, persistent_workers: DataLoader settings.
         keypoints: skeleton description (flip pairs for the flip augmentation, number of joints).
-        input_size, down_ratio, max_objs: the original's 512 / 4 / 32.
+        input_size, down_ratio, max_objs: the original's 512 / 4 / 32 (used when no ``codec`` is given).
+        codec: encodes the targets of both splits (:class:`~centerpose.codec.CenterPoseCodec`; its skeleton,
+            input size, down ratio and ``max_objs`` are the datasets'); default: one built from the values above.
         train_options: extra keyword arguments for the training :class:`CocoPoseDataset`
             (augmentation switches, extra albumentations transforms, RNG mode).
         input_format: "uint8" (default) — loaders ship the warped uint8 image and a (3, 4) colour +
@@ -79,8 +81,6 @@ class CocoPoseDataModule(pl.LightningDataModule):
         on_bad_sample: ``skip`` replaces a sample whose image cannot be read during the run (reported in the
             log and ``bad_samples.json``); ``raise`` stops at it.
         report_dir: where the pre-flight report (``preflight.json``) is written when it found problems.
-        dense_hp: the original's ``--dense_hp`` joint-offset targets, for both splits (the loss's
-            ``dense_hp`` must match: ``model.loss.dense_hp`` follows ``data.dense_hp`` in the configs).
     """
 
     def __init__(
@@ -101,7 +101,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
         on_bad_sample: str = "skip",
         report_dir: str | Path | None = None,
         input_format: str = "uint8",
-        dense_hp: bool = False,
+        codec: Any | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -112,10 +112,13 @@ class CocoPoseDataModule(pl.LightningDataModule):
         # Persistent workers would keep a stale epoch for per-sample augmentation RNGs.
         per_sample = (train_options or {}).get("rng") == "per_sample"
         self.persistent_workers = persistent_workers and num_workers > 0 and not per_sample
-        self.keypoints = keypoints
-        # dense_hp changes the targets of both splits: the loss that reads them also runs on validation batches
-        self.common = dict(input_size=input_size, down_ratio=down_ratio, max_objs=max_objs, keypoints=keypoints,
-                           input_format=input_format, dense_hp=dense_hp)
+        if codec is None:
+            from centerpose.codec.codec import CenterPoseCodec
+
+            codec = CenterPoseCodec(keypoints, input_size, down_ratio, max_objs)
+        self.codec = codec
+        self.keypoints = codec.keypoints
+        self.common = dict(codec=codec, input_format=input_format)
         self.train_options = dict(train_options or {})
         self.synthetic = synthetic
         if on_bad_sample not in ("skip", "raise"):

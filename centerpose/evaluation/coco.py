@@ -19,6 +19,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from centerpose.codec.poses import Poses
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 __all__ = ["KEYPOINT_STAT_NAMES", "BBOX_STAT_NAMES", "round2", "to_coco_results", "save_coco_results",
@@ -36,28 +37,35 @@ def round2(v: float) -> float:
     return float("{:.2f}".format(v))
 
 
-def to_coco_results(results_by_image: Mapping[int, np.ndarray], category_id: int = 1) -> list[dict]:
-    """Convert per-image detections into COCO keypoint result dicts, in the original's format.
+def to_coco_results(results_by_image: Mapping[int, Poses | np.ndarray], category_id: int = 1) -> list[dict]:
+    """Convert per-image people into COCO keypoint result dicts, in the original's format.
 
     Args:
-        results_by_image: image id → (K, 4 + 1 + 2J) float32 rows ``[x1 y1 x2 y2, score, x0 y0 ...]`` in image
-            pixels (the output of :func:`centerpose.codec.postprocess.to_image_coords`), in top-K order.
+        results_by_image: image id → :class:`~centerpose.codec.poses.Poses` of that image in image pixels
+            (or its (K, 5 + 2J) rows ``[x1 y1 x2 y2, score, x0 y0 ...]``), in top-K order.
         category_id: COCO category of every detection.
 
     Returns:
-        One dict per row, keys in order ``image_id, category_id, bbox [x, y, w, h], score, keypoints``
+        One dict per person, keys in order ``image_id, category_id, bbox [x, y, w, h], score, keypoints``
         (J × (x, y, 1.0)), every number rounded by :func:`round2`. No score threshold.
     """
     out: list[dict] = []
-    for image_id, rows in results_by_image.items():
-        arr = np.asarray(rows, dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[1] < 7 or (arr.shape[1] - 5) % 2:
-            raise ValueError(f"to_coco_results: image {image_id}: rows must be (K, 5 + 2J), got {arr.shape}")
-        j = (arr.shape[1] - 5) // 2
-        kps = np.concatenate([arr[:, 5:].reshape(-1, j, 2), np.ones((len(arr), j, 1), np.float32)], axis=2)
-        kps = kps.reshape(len(arr), 3 * j).tolist()
-        for row, kp in zip(arr.tolist(), kps):  # tolist: float32 values as exact Python floats
-            x1, y1, x2, y2, score = row[:5]
+    for image_id, people in results_by_image.items():
+        if not isinstance(people, Poses):
+            arr = np.asarray(people, dtype=np.float32)
+            if arr.ndim != 2:
+                raise ValueError(f"to_coco_results: image {image_id}: rows must be (K, 5 + 2J), got {arr.shape}")
+            try:
+                people = Poses.from_rows(arr)
+            except ValueError as e:
+                raise ValueError(f"to_coco_results: image {image_id}: {e}") from None
+        people = people.numpy()
+        # COCO's third keypoint number is a visibility flag: 1.0 for every predicted joint, as the original.
+        kps = np.concatenate([people.joints, np.ones((len(people), people.num_joints, 1), np.float32)], axis=2)
+        kps = kps.reshape(len(people), 3 * people.num_joints).tolist()
+        # tolist: float32 values as exact Python floats; w and h are formed from them before rounding.
+        for box, score, kp in zip(people.boxes.tolist(), people.scores.tolist(), kps):
+            x1, y1, x2, y2 = box
             out.append({
                 "image_id": int(image_id),
                 "category_id": int(category_id),

@@ -1,18 +1,21 @@
-"""CocoPoseEvaluator: collect detections during validation, gather them across ranks, score with COCOeval."""
+"""CocoPoseEvaluator: collect decoded people during validation, gather them across ranks, score with COCOeval.
+
+It never runs the model (detectron2's ``DatasetEvaluator`` shape): the LightningModule runs the forward
+(and the flip pass) and decodes with its codec; the evaluator only receives :class:`Poses` per batch.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from pycocotools.coco import COCO
 
-from centerpose.codec.pipeline import decode_to_image, stack_with_mirrors
+from centerpose.codec.poses import Poses
 from centerpose.evaluation.coco import evaluate_coco, save_coco_results, to_coco_results
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
@@ -20,77 +23,65 @@ from centerpose.keypoints import COCO_PERSON, KeypointSpec
 class CocoPoseEvaluator:
     """COCO keypoint AP (and box AP) of the validation set, computed the way the original does.
 
-    ``process`` decodes each batch (optionally with a flip-test pass) into image coordinates and keeps the
-    rows by image id; ``compute`` gathers them from every DDP rank (duplicates from padded samplers
-    collapse onto the same id), scores them on rank 0 and broadcasts the metrics.
+    ``reset`` before an epoch, ``process(inputs, outputs)`` per batch keeps each image's people by id,
+    ``evaluate`` gathers them from every DDP rank (duplicates from padded samplers collapse onto the same
+    id), scores them on rank 0 and broadcasts the metrics.
 
     Args:
-        ann_file: val annotations; ``None`` = ``trainer.datamodule.val_ann_file``.
-        keypoints: skeleton (flip pairs for the flip test, OKS sigmas for COCOeval).
-        K: detections per image (100, no score threshold).
-        flip_test: run the mirrored input too and merge (§3.3).
-        sigmoid: ``clamp`` reproduces the trainer path (main.py --test) without flip; ``plain`` the detector.
+        ann_file: the val annotation json (the ground truth).
+        keypoints: skeleton whose OKS sigmas COCOeval uses.
         results_file: where rank 0 writes the COCO results json (None: not written).
+        image_ids: score only these images (None: every image of ``ann_file``, as the original).
     """
 
-    def __init__(self, ann_file: str | Path | None = None, keypoints: KeypointSpec = COCO_PERSON, K: int = 100,
-                 flip_test: bool = False, sigmoid: Literal["plain", "clamp"] = "clamp",
-                 fix_flip_offset: bool = False, tie_break: str = "topk",
-                 results_file: str | Path | None = None) -> None:
-        self.ann_file = ann_file
+    def __init__(self, ann_file: str | Path, keypoints: KeypointSpec = COCO_PERSON,
+                 results_file: str | Path | None = None, image_ids: Sequence[int] | None = None) -> None:
+        self.ann_file = Path(ann_file)
         self.keypoints = keypoints
-        self.K = K
-        self.flip_test = flip_test
-        self.sigmoid = sigmoid
-        self.fix_flip_offset = fix_flip_offset
-        self.tie_break = tie_break
         self.results_file = results_file
-        self.results: dict[int, np.ndarray] = {}
+        self.image_ids = None if image_ids is None else [int(i) for i in image_ids]
+        self.results: dict[int, Poses] = {}
         self._coco: COCO | None = None
 
     def reset(self) -> None:
         self.results = {}
 
-    @torch.no_grad()
-    def process(self, module: torch.nn.Module, outputs: Sequence[Mapping[str, torch.Tensor]],
-                batch: Mapping[str, Any]) -> None:
-        """Decode one validation batch. ``module`` runs the mirrored pass when ``flip_test`` is on."""
-        heads = outputs[-1]
-        if self.flip_test:
-            heads = stack_with_mirrors(outputs, module(batch["input"].flip(3)))
-        meta = batch["meta"]
-        rows, _ = decode_to_image(heads, meta["c"], meta["s"], keypoints=self.keypoints, K=self.K,
-                                  flip=self.flip_test, sigmoid=self.sigmoid, fix_flip_offset=self.fix_flip_offset,
-                                  tie_break=self.tie_break)
-        self.add(meta["img_id"], rows)
+    def process(self, inputs: Mapping[str, Any], outputs: Poses) -> None:
+        """Keep one batch's people: ``inputs["meta"]["img_id"]`` (B,) and ``outputs`` batched (B, K, ...)
+        in image pixels (``CenterPoseCodec.decode``)."""
+        self.add(inputs["meta"]["img_id"], outputs)
 
-    def add(self, image_ids: Sequence[int] | torch.Tensor, rows: torch.Tensor | np.ndarray) -> None:
-        """Store detections ``rows`` (B, K, 5 + 2J) in image coordinates for ``image_ids`` (B,)."""
-        rows = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
-        for img_id, r in zip(torch.as_tensor(image_ids).tolist(), rows):
-            self.results[int(img_id)] = r.astype(np.float32)
+    def add(self, image_ids: Sequence[int] | torch.Tensor, poses: Poses) -> None:
+        """Store batched ``poses`` (B, K, ...) for ``image_ids`` (B,), as float32 numpy on the host."""
+        for img_id, per_image in zip(torch.as_tensor(image_ids).tolist(), poses.numpy().unbind()):
+            self.results[int(img_id)] = per_image
 
-    def gathered(self) -> dict[int, np.ndarray]:
+    def gathered(self) -> dict[int, Poses]:
         """Results of every rank, keyed by image id (on every rank)."""
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return dict(self.results)
-        parts: list[dict[int, np.ndarray] | None] = [None] * dist.get_world_size()
+        parts: list[dict[int, Poses] | None] = [None] * dist.get_world_size()
         dist.all_gather_object(parts, self.results)
-        merged: dict[int, np.ndarray] = {}
+        merged: dict[int, Poses] = {}
         for part in parts:
             merged.update(part or {})
         return merged
 
-    def coco_gt(self, trainer: Any = None) -> COCO:
+    def coco_gt(self) -> COCO:
+        """The ground truth (read once), restricted to ``image_ids`` when given."""
         if self._coco is None:
-            ann_file = self.ann_file or getattr(getattr(trainer, "datamodule", None), "val_ann_file", None)
-            if ann_file is None:
-                raise ValueError("CocoPoseEvaluator needs ann_file (or a datamodule with val_ann_file)")
+            if not self.ann_file.is_file():
+                raise FileNotFoundError(f"CocoPoseEvaluator: annotation file not found: {self.ann_file}")
             with contextlib.redirect_stdout(io.StringIO()):
-                self._coco = COCO(str(ann_file))
+                coco = COCO(str(self.ann_file))
+            if self.image_ids is not None:
+                keep = set(self.image_ids)
+                coco.imgs = {i: im for i, im in coco.imgs.items() if i in keep}
+                coco.dataset["images"] = [im for im in coco.dataset["images"] if im["id"] in keep]
+            self._coco = coco
         return self._coco
 
-    def compute(self, trainer: Any = None) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
         """Gather, evaluate on rank 0, broadcast; returns the metric dict on every rank."""
         results = self.gathered()
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -99,7 +90,7 @@ class CocoPoseEvaluator:
             coco_results = to_coco_results(dict(sorted(results.items())))
             if self.results_file is not None:
                 save_coco_results(coco_results, self.results_file)
-            metrics = evaluate_coco(self.coco_gt(trainer), coco_results, self.keypoints)
+            metrics = evaluate_coco(self.coco_gt(), coco_results, self.keypoints)
         if distributed:
             box = [metrics]
             dist.broadcast_object_list(box, src=0)

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -75,6 +75,12 @@ def compose(config_name: str = "train", overrides: list[str] | None = None,
     if return_hydra_config:
         HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The run's config as plain containers, interpolations resolved, without Hydra's own node."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg if k != "hydra"}
 
 
 def quote_argv() -> None:

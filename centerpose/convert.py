@@ -8,7 +8,8 @@ Converting a released multi_pose file into a centerpose checkpoint (every tensor
 
 A converted checkpoint has no optimizer or loop state, so ``centerpose.train ckpt_path=`` (resume) refuses it.
 Detection (ctdet) files are not converted; ``init_from=`` loads their matching tensors (:func:`load_matching`).
-The key mapping itself lives in :mod:`centerpose.original` (re-exported here).
+The key mapping itself lives in :mod:`centerpose.checkpoints.original` (re-exported here); which train-config
+overrides build each architecture, in its :mod:`centerpose.models.registry` entry.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from centerpose.models.centernet import canonical_arch
-from centerpose.original import (
+from centerpose.checkpoints.format import save
+from centerpose.checkpoints.original import (
     HEAD_PREFIX,
     LoadReport,
     OriginalCheckpoint,
@@ -35,6 +36,7 @@ from centerpose.original import (
     strip_wrapper_prefix,
     to_original_state_dict,
 )
+from centerpose.models.registry import ARCHITECTURES, canonical_arch
 
 __all__ = [
     "ARCH_OVERRIDES", "CheckpointMismatchError", "LoadReport", "OriginalCheckpoint", "convert_checkpoint",
@@ -45,13 +47,9 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------- strict conversion
-#: Train-config overrides that build each original architecture (configs/backbone/*.yaml).
+#: Train-config overrides that build each original architecture (the registry entries' ``config_overrides``).
 ARCH_OVERRIDES: dict[str, tuple[str, ...]] = {
-    "dla34": ("backbone=dla",),
-    "res_50": ("backbone=resnet50",),
-    "resdcn_50": ("backbone=resnet50", "model.net.backbone=resdcn_50"),
-    "hourglass": ("backbone=hourglass",),
-}
+    name: spec.config_overrides for name, spec in ARCHITECTURES.items() if spec.original_keys is not None}
 #: The multi_pose heads in the original's output order (extra heads follow, sorted).
 _POSE_HEAD_ORDER = ("hm", "wh", "hps", "reg", "hm_hp", "hp_offset")
 _REPORT_LIMIT = 25  # keys listed per category; a wrong --arch would otherwise list hundreds
@@ -199,7 +197,7 @@ def load_original(source: str | Path | Mapping[str, torch.Tensor], model: nn.Mod
 
 
 def converted_config(arch: str, heads: Mapping[str, int], overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """The train config a converted checkpoint carries (``centerpose_config``): plain containers, resolved.
+    """The train config a converted checkpoint carries: plain containers, resolved.
 
     Composed like ``python -m centerpose.train backbone=<group> <overrides>``. The head *set* follows the
     file (the original's ``--not_hm_hp`` / ``--not_reg_offset`` / ``--not_reg_hp_offset`` variants drop
@@ -208,9 +206,8 @@ def converted_config(arch: str, heads: Mapping[str, int], overrides: list[str] |
     """
     from hydra.utils import instantiate
 
-    from centerpose.config import compose
+    from centerpose.config import compose, resolved_config
     from centerpose.models.heads import pose_heads
-    from centerpose.train import resolved_config  # also registers the cp.* resolvers
 
     # output_dir is a ${hydra:runtime...} path that only a real run sets; the checkpoint needs none.
     cfg = compose("train", [*ARCH_OVERRIDES[canonical_arch(arch)], "paths.output_dir=.", *overrides])
@@ -227,8 +224,8 @@ def convert_checkpoint(src: str | Path, dst: str | Path, arch: str | None = None
                        overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False) -> dict:
     """Convert an original multi_pose file into a centerpose checkpoint at ``dst``.
 
-    The result holds ``state_dict`` (``net.<our key>``), ``centerpose_config``, ``epoch`` (the source's
-    count of finished epochs, 0 if absent), ``pytorch-lightning_version`` and ``centerpose_source``. It has
+    The result is a weights-only centerpose checkpoint (:mod:`centerpose.checkpoints.format`) whose
+    ``epoch`` is the source's count of finished epochs (0 if absent), with ``centerpose_source``. It has
     no optimizer or loop state, so it serves ``ckpt_path=`` of evaluate / predict / ``train=false``, and
     ``init_from=`` to train from it; ``centerpose.train ckpt_path=`` refuses it.
 
@@ -247,7 +244,6 @@ def convert_checkpoint(src: str | Path, dst: str | Path, arch: str | None = None
         ValueError: unreadable file, ctdet file, unknown architecture, or (CheckpointMismatchError) any
             missing / unexpected / mis-shaped key.
     """
-    import pytorch_lightning as pl
     from hydra.errors import HydraException
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
@@ -284,19 +280,9 @@ def convert_checkpoint(src: str | Path, dst: str | Path, arch: str | None = None
             hint = (f"The file's hps head has {heads['hps']} channels ({heads['hps'] // 2} keypoints); the "
                     f"configured keypoints have {j}: pass the matching keypoints=<group> override.")
         raise CheckpointMismatchError(str(src), arch, err.missing, err.unexpected, err.mismatched, hint) from None
-    checkpoint = {
-        "epoch": epoch or 0,
-        "global_step": 0,
-        "pytorch-lightning_version": pl.__version__,
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        "centerpose_config": config,
-        "centerpose_source": {"path": str(src.resolve()), "format": "CenterNet original", "arch": arch,
-                              "epoch": epoch, "heads": dict(heads)},
-    }
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".part")
-    torch.save(checkpoint, tmp)
-    tmp.replace(dst)  # never leave a half-written checkpoint under the final name
+    checkpoint = save(dst, net, config, epoch=epoch or 0,  # atomic: never half-written under the final name
+                      source={"path": str(src.resolve()), "format": "CenterNet original", "arch": arch,
+                              "epoch": epoch, "heads": dict(heads)})
     return {"arch": arch, "epoch": epoch, "heads": dict(heads), "num_tensors": len(checkpoint["state_dict"])}
 
 

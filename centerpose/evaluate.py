@@ -116,7 +116,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_config_types(cfg)
     keypoints = hydra.utils.instantiate(cfg.keypoints)
     if cfg.ckpt_path and not cfg.oracle:
-        from centerpose.checkpoints import checkpoint_keypoints
+        from centerpose.checkpoints.format import checkpoint_keypoints
 
         # Score with the skeleton (and OKS sigmas) the checkpoint was trained for; the pre-flight pass below
         # then refuses data of another skeleton before the first image.

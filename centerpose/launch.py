@@ -78,8 +78,9 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     """
     if ckpt_path != "auto":
         return ckpt_path
-    from centerpose.checkpoint_io import RESUME_KEYS, TMP_MARK, CheckpointLoadError, clean_partial_saves
-    from centerpose.checkpoint_io import load_checkpoint_file
+    from centerpose.checkpoints.format import missing_resume_state
+    from centerpose.checkpoints.reader import CheckpointLoadError, read_checkpoint
+    from centerpose.checkpoints.safe_io import TMP_MARK, clean_partial_saves
 
     out = Path(output_dir)
     if env_global_rank() == 0:
@@ -88,11 +89,11 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
                   if TMP_MARK not in p.name]
     for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            ckpt = load_checkpoint_file(path, mmap=True)
+            ckpt = read_checkpoint(path, mmap=True)
         except CheckpointLoadError as e:
             log.warning("ckpt_path=auto: skipping %s", e)
             continue
-        missing = [k for k in RESUME_KEYS if k not in ckpt]
+        missing = missing_resume_state(ckpt)
         if missing:
             log.warning("ckpt_path=auto: skipping %s: no training state (missing %s)", path, ", ".join(missing))
             continue

@@ -11,6 +11,7 @@ from torch import nn
 from centerpose.codec.codec import CenterPoseCodec, DecodeOptions
 from centerpose.codec.pipeline import stack_with_mirrors
 from centerpose.codec.poses import Poses
+from centerpose.checkpoints import format as checkpoint_format
 from centerpose.data.photometric import finish_input
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
@@ -158,8 +159,8 @@ class CenterPoseModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.run_config is not None:
-            checkpoint["centerpose_config"] = self.run_config
+        if self.run_config is not None:  # run config + architecture / input size / test pad for inference
+            checkpoint_format.describe(checkpoint, self.run_config, self.net)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.run_config = checkpoint.get("centerpose_config", self.run_config)
+        self.run_config = checkpoint_format.run_config(checkpoint) or self.run_config

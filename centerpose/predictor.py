@@ -112,25 +112,14 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> "Predictor":
-        """Rebuild the network from a centerpose checkpoint (Lightning ``.ckpt``), loaded with weights_only."""
-        from hydra.utils import instantiate
+        """Rebuild the network from a centerpose checkpoint (Lightning ``.ckpt``), loaded with weights_only;
+        test pad and input size default to the checkpoint's (:mod:`centerpose.checkpoints.format`)."""
+        from centerpose.checkpoints import load
 
-        from centerpose.checkpoints import net_state_dict
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: '{path}'")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        config = ckpt.get("centerpose_config")
-        if not config:
-            raise ValueError(f"'{path}' has no centerpose_config: not a checkpoint written by centerpose.train "
-                             "(convert original CenterNet files with centerpose.convert)")
-        net = instantiate(config["model"]["net"])
-        net.load_state_dict(net_state_dict(ckpt["state_dict"]))
-        keypoints = instantiate(config["keypoints"]) if "keypoints" in config else COCO_PERSON
-        kwargs.setdefault("pad", config.get("recipe", {}).get("test_pad", 31))
-        kwargs.setdefault("input_size", config.get("data", {}).get("input_size", 512))
-        return cls(net, keypoints=keypoints, device=device, **kwargs)
+        ckpt = load(path)
+        kwargs.setdefault("pad", ckpt.test_pad)
+        kwargs.setdefault("input_size", ckpt.input_size)
+        return cls(ckpt.network(), keypoints=ckpt.keypoints, device=device, **kwargs)
 
     @classmethod
     def from_onnx(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> "Predictor":

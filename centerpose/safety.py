@@ -61,7 +61,7 @@ def checkpoint_folders(trainer: pl.Trainer) -> list[Path]:
 def check_writable_run_folders(trainer: pl.Trainer, output_dir: Path) -> None:
     """Raise :class:`RunError` when the run folder or a checkpoint folder cannot be written; clean the
     temporary files of interrupted checkpoint saves."""
-    from centerpose.checkpoint_io import clean_partial_saves
+    from centerpose.checkpoints.safe_io import clean_partial_saves
 
     for folder in [Path(output_dir), *checkpoint_folders(trainer)]:
         problem = writable_problem(folder)
@@ -73,14 +73,14 @@ def check_writable_run_folders(trainer: pl.Trainer, output_dir: Path) -> None:
 
 def continue_logger_history(trainer: pl.Trainer, ckpt_path: str) -> None:
     """Make the CSV loggers continue ``metrics.csv`` up to the checkpoint's epoch (rows after it are dropped)."""
-    from centerpose.checkpoint_io import CheckpointLoadError, load_checkpoint_file
+    from centerpose.checkpoints.reader import CheckpointLoadError, read_checkpoint
     from centerpose.loggers import RunCSVLogger
 
     csv_loggers = [lg for lg in trainer.loggers if isinstance(lg, RunCSVLogger)]
     if not csv_loggers or not Path(ckpt_path).is_file():
         return
     try:
-        ckpt = load_checkpoint_file(ckpt_path, mmap=True)
+        ckpt = read_checkpoint(ckpt_path, mmap=True)
     except CheckpointLoadError:
         return  # Lightning reports it
     epoch, step = int(ckpt.get("epoch", -1)), int(ckpt.get("global_step", 0))

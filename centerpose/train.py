@@ -34,7 +34,8 @@ from omegaconf import DictConfig, OmegaConf
 import centerpose
 from centerpose import launch  # registers the cp.rank_zero* config resolvers
 from centerpose import safety, summary
-from centerpose.config import config_dir, quote_argv
+from centerpose.checkpoints.format import check_resumable
+from centerpose.config import config_dir, quote_argv, resolved_config
 
 log = logging.getLogger("centerpose.train")
 
@@ -53,12 +54,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def resolved_config(cfg: DictConfig) -> dict:
-    """The run's config as plain containers, interpolations resolved, without Hydra's own node."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-            for k in cfg if k != "hydra"}
 
 
 def run_info() -> dict:
@@ -83,7 +78,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
     if cfg.get("init_from"):
-        from centerpose.checkpoints import init_from_checkpoint
+        from centerpose.checkpoints.init_from import init_from_checkpoint
 
         init_from_checkpoint(model.net, cfg.init_from)
     model.run_config = resolved_config(cfg)
@@ -104,35 +99,10 @@ def use_safe_checkpoint_io(trainer: pl.Trainer) -> None:
     """Atomic, verified saves and weights_only=True loads (resume included), unless a custom plugin is set."""
     from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-    from centerpose.checkpoint_io import SafeCheckpointIO
+    from centerpose.checkpoints.safe_io import SafeCheckpointIO
 
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = SafeCheckpointIO()
-
-
-def check_resumable(ckpt_path: str | None) -> None:
-    """Refuse a weights-only file as ``ckpt_path=`` of a training, which Lightning would fail on with a KeyError.
-
-    Converted original checkpoints (``centerpose.convert``) and original ``.pth`` files hold no optimizer,
-    scheduler or loop state: they start a training through ``init_from=``. Lightning's own names (``last``,
-    ``best``, ``hpc``) and unreadable files are left for Lightning to handle.
-    """
-    if not ckpt_path or not Path(ckpt_path).is_file():
-        return
-    from centerpose.checkpoint_io import CheckpointLoadError, load_checkpoint_file
-
-    # mmap: only the top-level keys are looked at (Lightning reads the file again). A file that does not
-    # load is left for the resume path's own error.
-    try:
-        ckpt = load_checkpoint_file(ckpt_path, mmap=True)
-    except CheckpointLoadError:
-        return
-    if isinstance(ckpt, dict) and not {"optimizer_states", "lr_schedulers"} <= set(ckpt):
-        other_uses = ("evaluate, predict and train=false accept it as ckpt_path=" if "centerpose_config" in ckpt
-                      else "for evaluate / predict, convert an original CenterNet file with centerpose.convert")
-        raise ValueError(f"ckpt_path={ckpt_path} holds weights only (no optimizer, LR-scheduler or loop "
-                         "state), so training cannot resume from it. Start a training from its weights with "
-                         f"init_from={ckpt_path} instead ({other_uses}).")
 
 
 def train(cfg: DictConfig) -> float | None:

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from centerpose.convert import convert_original_state_dict
+from centerpose.convert import convert_original_state_dict, read_original
 from centerpose.models import build_model, pose_heads
 from centerpose.models.dcn import DCN
 
@@ -184,10 +184,7 @@ def randomize(net: nn.Module, calib: torch.Tensor, gen: torch.Generator) -> None
 
 def read_original_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of an original ``{'epoch', 'state_dict'}`` file, ``module.`` stripped as it does."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"{path}: expected an original checkpoint ({{'epoch', 'state_dict'}} or a state dict)")
+    sd, _ = read_original(path)
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from centerpose.checkpoints.reader import read_checkpoint
+
 
 def train_command(data_root: Path, run_dir: Path, num_workers: int, rng: str, epochs: int,
                   extra: list[str]) -> list[str]:
@@ -38,7 +40,7 @@ def env() -> dict:
 
 def finished_epoch(ckpt: Path) -> int:
     try:
-        return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+        return int(read_checkpoint(ckpt, mmap=True)["epoch"])
     except Exception:
         return -1
 
@@ -83,8 +85,7 @@ def tensors(obj, prefix=""):
 
 def max_abs_diff(a: Path, b: Path) -> tuple[float, int, list[str]]:
     """Largest |a - b| over state_dict and optimizer_states, the number of tensors compared, mismatched keys."""
-    ca = torch.load(a, map_location="cpu", weights_only=True)
-    cb = torch.load(b, map_location="cpu", weights_only=True)
+    ca, cb = read_checkpoint(a), read_checkpoint(b)
     ta = dict(tensors({"state_dict": ca["state_dict"], "optimizer_states": ca["optimizer_states"]}))
     tb = dict(tensors({"state_dict": cb["state_dict"], "optimizer_states": cb["optimizer_states"]}))
     if ta.keys() != tb.keys():

@@ -53,7 +53,7 @@ def test_converted_checkpoint_rebuilds_identical_net(res50_file, res50_ckpt):
     assert ckpt["epoch"] == 140 and ckpt["centerpose_source"]["arch"] == "res_50"
     config = ckpt["centerpose_config"]
     assert "hydra" not in config and "heads" not in config["model"]["net"]  # default pose heads
-    assert config["model"]["net"]["backbone"] == "resnet50" and config["recipe"]["test_pad"] == 31
+    assert config["model"]["net"]["backbone"] == "resnet50" and ckpt["centerpose_model"]["test_pad"] == 31
     assert all(k.startswith("net.") for k in ckpt["state_dict"]) and len(ckpt["state_dict"]) == len(fake)
 
     predictor = Predictor.from_checkpoint(res50_ckpt)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from centerpose.checkpoint_io import CheckpointLoadError, CheckpointSaveError, SafeCheckpointIO
+from centerpose.checkpoints import CheckpointLoadError, CheckpointSaveError, SafeCheckpointIO
 from centerpose.config import compose
 from centerpose.launch import resolve_ckpt_path
 from centerpose.safety import RunError

@@ -16,7 +16,7 @@ from conftest import KEYS_DIR
 from test_convert import original_keys
 
 from centerpose.config import compose
-from centerpose.original import ours_to_original
+from centerpose.checkpoints.original import ours_to_original
 
 # row -> key list of the original architecture
 ZOO_ROWS = {

@@ -52,30 +52,15 @@ def create_backbone(name: str, pretrained: bool = False, pretrained_file: str | 
 
 
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a state dict from ``.safetensors`` or a torch file, without unpickling arbitrary objects.
-
-    Accepts bare state dicts and ``{'state_dict': ...}`` / ``{'model': ...}`` wrappers; strips a leading
-    ``module.`` (DataParallel).
+    """A local weights file's tensors (``.safetensors`` or torch, ``weights_only=True``), through the one reader.
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the file holds no tensor dict.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from centerpose.checkpoints.reader import read_tensors  # the checkpoint package imports the models
 
-        obj = load_file(str(path))
-    else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    for wrapper in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors")
-    return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
+    return read_tensors(path, what="pretrained weights file")
 
 
 class TimmBackbone(nn.Module):

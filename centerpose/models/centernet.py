@@ -5,23 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-import timm
 import torch
 from torch import nn
 
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-from centerpose.models import hourglass as _hourglass  # noqa: F401  (registers the "hourglass" backbone)
-from centerpose.models.backbones import create_backbone, list_backbones
 from centerpose.models.heads import CenterNetHeads, pose_heads
-from centerpose.models.necks import DLAUpNeck, ResNetDeconvNeck
-
-# Our names for the original architectures, and the aliases accepted for them.
-ARCH_ALIASES: dict[str, str] = {
-    "dla34": "dla34", "dla": "dla34", "dla_34": "dla34",
-    "resnet50": "res_50", "res_50": "res_50", "res": "res_50",
-    "resdcn_50": "resdcn_50", "resdcn50": "resdcn_50",
-    "hourglass": "hourglass", "hourglass104": "hourglass", "hg": "hourglass",
-}
+from centerpose.models.registry import ArchSpec, get_arch
 
 
 class CenterNet(nn.Module):
@@ -70,23 +59,13 @@ class CenterNet(nn.Module):
         return self.heads(list(y) if isinstance(y, (list, tuple)) else [y])
 
 
-def valid_backbones() -> list[str]:
-    """Names :func:`build_model` accepts besides any timm model name."""
-    return sorted(set(ARCH_ALIASES) | set(list_backbones()))
-
-
-def canonical_arch(name: str) -> str:
-    """Map an alias (``dla``, ``res_50``, ...) to our architecture name; timm names pass through."""
-    return ARCH_ALIASES.get(name, name)
-
-
 def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
                 keypoints: KeypointSpec = COCO_PERSON, pretrained: bool = False,
                 pretrained_file: str | Path | None = None, head_conv: int | None = None,
-                use_dcn: bool | None = None, pretrained_tag: str | None = None, **neck_kwargs) -> CenterNet:
-    """Build a CenterNet for multi-person pose (or any head set).
+                use_dcn: bool | None = None, pretrained_tag: str | None = None, **options) -> CenterNet:
+    """Build a CenterNet for multi-person pose (or any head set): one registry lookup, one builder.
 
-    Architectures:
+    Architectures (:mod:`centerpose.models.registry`):
         - ``dla34`` (``dla``, ``dla_34``): timm DLA-34 + DLA-up neck with DCNs; head_conv 256, dla head init.
         - ``resnet50`` (``res_50``): timm ResNet-50 + 3× deconv neck (256); head_conv 64, res head init,
           heads registered in sorted order (as the original).
@@ -107,7 +86,7 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
         head_conv: width of each head's 3×3 conv; None = the architecture's default.
         use_dcn: DCNs in the DLA-up neck; None = True for dla34, False for other timm backbones. Ignored
             by res_50 / resdcn_50 / hourglass, whose names fix it.
-        **neck_kwargs: passed to the neck (``num_filters`` for the ResNet necks) or, for Hourglass, to
+        **options: passed to the neck (``num_filters`` for the ResNet necks) or, for Hourglass, to
             the backbone (``num_stacks``, ...).
 
     Raises:
@@ -115,41 +94,30 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
             named with a weights tag (``resnet50.tv_in1k``), which would otherwise fall through to timm's
             generic network.
     """
-    arch = canonical_arch(backbone)
-    base, dot, tag = backbone.partition(".")
-    if dot and base in ARCH_ALIASES:
-        raise ValueError(f"backbone {backbone!r}: a weights tag in the name would build timm's generic {base} "
-                         f"network, not the original {canonical_arch(base)}; pass backbone={base!r} and "
-                         f"pretrained_tag={tag!r}")
-    if pretrained_tag is not None and arch == "hourglass":
-        raise ValueError(f"hourglass has no hub weights to pick a tag from (pretrained_tag={pretrained_tag!r})")
-    tag_kw = {} if pretrained_tag is None else {"pretrained_tag": pretrained_tag}
-    heads = dict(heads) if heads is not None else pose_heads(keypoints)
-    if arch == "dla34":
-        bb = create_backbone("dla34", pretrained=pretrained, pretrained_file=pretrained_file, **tag_kw)
-        neck = DLAUpNeck(bb.channels, bb.reductions, use_dcn=True if use_dcn is None else use_dcn, **neck_kwargs)
-        hc, style, sorted_reg = 256, "dla", False
-    elif arch in ("res_50", "resdcn_50"):
-        bb = create_backbone("resnet50", pretrained=pretrained, pretrained_file=pretrained_file, **tag_kw)
-        neck = ResNetDeconvNeck(bb.channels[-1], use_dcn=arch == "resdcn_50", **neck_kwargs)
-        hc, style, sorted_reg = 64, ("res" if arch == "res_50" else "resdcn"), arch == "res_50"
-    elif arch == "hourglass":
-        bb = create_backbone("hourglass", pretrained=pretrained, pretrained_file=pretrained_file, **neck_kwargs)
-        heads_mod = CenterNetHeads(bb.out_channels, heads, bb.out_channels, init_style="hourglass",
-                                   num_stacks=bb.num_stacks)
-        return CenterNet(bb, nn.Identity(), heads_mod, arch=arch)
-    elif arch in list_backbones() or timm.is_model(arch):
-        bb = create_backbone(arch, pretrained=pretrained, pretrained_file=pretrained_file, min_reduction=4,
-                             **tag_kw)
-        if bb.reductions[0] != 4:
-            raise ValueError(f"backbone {backbone!r} has no stride-4 feature level (strides {bb.reductions})")
-        neck = DLAUpNeck(bb.channels, bb.reductions, use_dcn=bool(use_dcn), **neck_kwargs)
-        hc, style, sorted_reg = 256, "dla", False
-    else:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {valid_backbones()} or any timm model "
-                         f"name (timm.list_models())")
-    head_conv = hc if head_conv is None else head_conv
-    heads_mod = CenterNetHeads(neck.out_channels, heads, head_conv, init_style=style,
-                               sorted_registration=sorted_reg)
-    return CenterNet(bb, neck, heads_mod, arch=arch)
+    spec = get_arch(backbone)
+    return build_from_spec(spec, backbone, heads=dict(heads) if heads is not None else pose_heads(keypoints),
+                           pretrained=pretrained, pretrained_file=pretrained_file, head_conv=head_conv,
+                           use_dcn=use_dcn, pretrained_tag=pretrained_tag, **options)
 
+
+def build_from_spec(spec: ArchSpec, name: str, heads: Mapping[str, int], pretrained: bool = False,
+                    pretrained_file: str | Path | None = None, head_conv: int | None = None,
+                    use_dcn: bool | None = None, pretrained_tag: str | None = None, **options) -> CenterNet:
+    """The generic builder: ``spec``'s backbone, then its neck, then heads sized from the neck (in this order,
+    so a seeded build draws the same random init as the original's)."""
+    if pretrained_tag is not None and not spec.hub_weights:
+        raise ValueError(f"{spec.name} has no hub weights to pick a tag from (pretrained_tag={pretrained_tag!r})")
+    tag_kw = {} if pretrained_tag is None else {"pretrained_tag": pretrained_tag}
+    to_backbone = options if spec.options_to == "backbone" else {}
+    to_neck = options if spec.options_to == "neck" else {}
+    bb = spec.backbone(name, pretrained=pretrained, pretrained_file=pretrained_file, **tag_kw, **to_backbone)
+    neck = spec.neck(bb, spec.default_use_dcn if use_dcn is None else bool(use_dcn), **to_neck)
+    width = getattr(neck, "out_channels", None) or bb.out_channels  # Hourglass: no neck, the trunk's width
+    if spec.head_conv is None:  # fixed by the architecture
+        head_conv = width
+    elif head_conv is None:
+        head_conv = spec.head_conv
+    heads_mod = CenterNetHeads(width, heads, head_conv, init_style=spec.head_init,
+                               num_stacks=getattr(bb, "num_stacks", 1), sorted_registration=spec.sorted_heads)
+    arch = name if spec.name == "timm" else spec.name
+    return CenterNet(bb, neck, heads_mod, arch=arch)

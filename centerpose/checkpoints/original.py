@@ -14,7 +14,8 @@ hourglass      ``pre kps cnvs inters inters_ cnvs_ .*``  ``backbone.*``
 all            ``<head>.*`` (anything else)     ``heads.<head>.*``
 =============  ===============================  ==============================
 
-The rest of each name and every shape are unchanged (ConvTranspose weights are not transposed, QUIRK
+The prefixes are each architecture's ``original_keys`` in :mod:`centerpose.models.registry`. The rest of
+each name and every shape are unchanged (ConvTranspose weights are not transposed, QUIRK
 2.8.14). tensorboy/centerpose files (``backbone_model.*``, ``head_model.*``) are read as the original.
 """
 
@@ -27,28 +28,16 @@ from typing import Mapping, NamedTuple
 import torch
 from torch import nn
 
-from centerpose.models.centernet import canonical_arch
+from centerpose.checkpoints.reader import CheckpointLoadError, is_tensor_dict, read_checkpoint
+from centerpose.models.registry import KeyRules, original_arch
 
-# (original prefix, our prefix), first match wins; keys matching none are heads.
-_TRUNK_RULES: dict[str, tuple[tuple[str, str], ...]] = {
-    "dla34": (("base.fc.", "backbone.fc."), ("base.", "backbone.body."), ("dla_up.", "neck.dla_up."),
-              ("ida_up.", "neck.ida_up.")),
-    "res_50": (("conv1.", "backbone.body.conv1."), ("bn1.", "backbone.body.bn1."),
-               *((f"layer{i}.", f"backbone.body.layer{i}.") for i in range(1, 5)),
-               ("deconv_layers.", "neck.deconv_layers.")),
-    "hourglass": tuple((f"{p}.", f"backbone.{p}.") for p in ("pre", "kps", "cnvs", "inters", "inters_", "cnvs_")),
-}
-_TRUNK_RULES["resdcn_50"] = _TRUNK_RULES["res_50"]
 HEAD_PREFIX = "heads."
 _TB_PREFIXES = ("backbone_model.", "head_model.")
 
 
-def _rules(arch: str) -> tuple[tuple[str, str], ...]:
-    name = canonical_arch(arch)
-    if name not in _TRUNK_RULES:
-        raise ValueError(f"no original checkpoint layout for arch {arch!r}; choose from {sorted(_TRUNK_RULES)} "
-                         f"(aliases: dla, dla_34, res, resnet50, hg)")
-    return _TRUNK_RULES[name]
+def _rules(arch: str) -> KeyRules:
+    """The trunk key rules of ``arch`` (its registry entry's ``original_keys``)."""
+    return original_arch(arch).original_keys
 
 
 def original_to_ours(key: str, arch: str) -> str:
@@ -112,7 +101,8 @@ class OriginalCheckpoint(NamedTuple):
 def read_original(path: str | Path) -> tuple[dict[str, torch.Tensor], int | None]:
     """The tensors of an original ``{'epoch', 'state_dict'[, 'optimizer']}`` file (or a bare state dict).
 
-    Reads with ``torch.load(weights_only=True)``: no arbitrary unpickling; the optimizer state is ignored.
+    Reads with :func:`~centerpose.checkpoints.reader.read_checkpoint` (``weights_only=True``: no arbitrary
+    unpickling); the optimizer state is ignored.
 
     Returns:
         The state dict as stored (original names, wrapper prefixes kept) and the epoch (None if absent).
@@ -121,20 +111,13 @@ def read_original(path: str | Path) -> tuple[dict[str, torch.Tensor], int | None
         FileNotFoundError: no such file.
         ValueError: the file is not a torch file that loads safely, or holds no state dict of tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and torch errors alike: report the file, not a traceback
-        raise ValueError(f"{path}: cannot be read as a torch checkpoint with weights_only=True "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
+    obj = read_checkpoint(path)
     epoch = None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+    if isinstance(obj.get("state_dict"), dict):
         epoch = obj.get("epoch")
         obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected {{'epoch', 'state_dict'}} or a state dict of tensors")
+    if not is_tensor_dict(obj):
+        raise CheckpointLoadError(f"{path}: expected {{'epoch', 'state_dict'}} or a state dict of tensors")
     return dict(obj), None if epoch is None else int(epoch)
 
 

@@ -13,27 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from centerpose.keypoints import KeypointSpec
-from centerpose.original import LoadReport, convert_original_state_dict, load_matching
+from centerpose.checkpoints.format import NET_PREFIX, net_state_dict
+from centerpose.checkpoints.original import LoadReport, convert_original_state_dict, load_matching
+from centerpose.checkpoints.reader import read_checkpoint, state_dict_of
 
 log = logging.getLogger("centerpose.checkpoints")
-
-
-def net_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The network's tensors of a CenterPoseModule state dict (``net.`` prefix removed)."""
-    return {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
-
-
-def checkpoint_keypoints(path: str | Path) -> KeypointSpec | None:
-    """The skeleton a centerpose checkpoint was trained for (its stored ``keypoints`` config), or None."""
-    from hydra.utils import instantiate
-
-    from centerpose.checkpoint_io import load_checkpoint_file
-
-    if not Path(path).is_file():
-        return None  # the loader that follows names the missing file
-    config = load_checkpoint_file(path, mmap=True).get("centerpose_config")  # mmap: only the config is read
-    return instantiate(config["keypoints"]) if config and "keypoints" in config else None
 
 
 def read_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
@@ -47,11 +31,10 @@ def read_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"init_from: checkpoint not found: '{path}' (download it there, or set "
                                 "init_from=null to start from the backbone's ImageNet weights)")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    state = state_dict_of(read_checkpoint(path, what="init_from checkpoint"))
     if not isinstance(state, dict) or not state:
         raise ValueError(f"init_from: '{path}' holds no state dict")
-    if any(k.startswith("net.") for k in state):  # written by centerpose.train
+    if any(k.startswith(NET_PREFIX) for k in state):  # written by centerpose.train
         return net_state_dict(state)
     if any(k.startswith(("backbone.", "neck.", "heads.")) for k in state):  # a bare centerpose state dict
         return dict(state)

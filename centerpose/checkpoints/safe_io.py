@@ -7,8 +7,9 @@
   then read the file back (zip directory and pickle, tensors memory-mapped) to prove it is on disk and
   loadable. Any failure raises :class:`CheckpointSaveError` naming the file and the reason, which stops
   the run with a non-zero exit.
-* load (Lightning's resume path included): ``torch.load(..., weights_only=True)`` passed explicitly, so
-  ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` cannot turn a resume into arbitrary code execution.
+* load (Lightning's resume path included): :func:`~centerpose.checkpoints.reader.read_checkpoint`
+  (``weights_only=True`` passed explicitly, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` cannot turn a resume
+  into arbitrary code execution).
 
 :func:`clean_partial_saves` removes the temporary files of saves that were interrupted (``kill -9``).
 """
@@ -23,21 +24,16 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from centerpose.checkpoints.reader import CheckpointLoadError, read_checkpoint
 from centerpose.safety import RunError
 
-log = logging.getLogger("centerpose.checkpoint_io")
+log = logging.getLogger("centerpose.checkpoints")
 
 TMP_MARK = ".tmp-"
-#: The keys a checkpoint needs to resume a training (not only to load weights).
-RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "global_step")
 
 
 class CheckpointSaveError(RunError):
     """A checkpoint could not be written or does not read back."""
-
-
-class CheckpointLoadError(RunError):
-    """A checkpoint file cannot be read (truncated, empty, not a checkpoint)."""
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -51,34 +47,6 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def load_checkpoint_file(path: str | Path, mmap: bool = False) -> dict[str, Any]:
-    """``torch.load(path, map_location='cpu', weights_only=True)`` with the reason in one line on failure.
-
-    ``mmap=True`` maps the tensors instead of reading them (for a look at the keys or config); a legacy
-    non-zip file (an original ``.pth``) cannot be mapped and is read whole instead.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointLoadError(f"checkpoint {path}: file not found")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointLoadError(f"checkpoint {path}: file is empty (0 bytes; an interrupted save?)")
-    try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError:
-            if not mmap:
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # zip / pickle / unpickler errors of every kind
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointLoadError(f"checkpoint {path} ({size} bytes) does not load: {type(e).__name__}: "
-                                  f"{reason}") from e
-    if not isinstance(obj, dict):
-        raise CheckpointLoadError(f"checkpoint {path}: holds a {type(obj).__name__}, not a checkpoint dict")
-    return obj
 
 
 def clean_partial_saves(folder: str | Path) -> list[Path]:
@@ -129,19 +97,11 @@ class SafeCheckpointIO(TorchCheckpointIO):
             raise CheckpointSaveError(f"could not save checkpoint {path}: {type(e).__name__}: {e}") from e
         if self.verify:
             try:
-                load_checkpoint_file(path, mmap=True)
+                read_checkpoint(path, mmap=True)
             except CheckpointLoadError as e:
                 raise CheckpointSaveError(f"checkpoint {path} was written but does not read back: {e}") from e
 
     def load_checkpoint(self, path: str | os.PathLike, map_location: Any | None = None,
                         weights_only: bool | None = None) -> dict[str, Any]:
-        # Always weights_only=True, whatever the caller or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD asks for.
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        try:
-            return torch.load(path, map_location=map_location or (lambda storage, loc: storage),
-                              weights_only=True)
-        except Exception as e:
-            raise CheckpointLoadError(f"checkpoint {path} does not load with weights_only=True: "
-                                      f"{type(e).__name__}: {e}") from e
+        # Always weights_only=True (the reader's), whatever the caller or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD asks.
+        return read_checkpoint(path, map_location=map_location or (lambda storage, loc: storage))

@@ -1,11 +1,12 @@
 """Learning on real images: can the whole COCO loop memorise a handful of real coco-mini images?
 
-Trains ``centerpose.train`` (real COCO loader with the original's augmentation, encoder, loss, LightningModule,
-decoder and pycocotools evaluation) on N real coco-mini train images and validates on the *same* images, so
-keypoint AP must climb towards 1 if every part of the loop is right. Prints keypoint AP against minutes of
-training on this machine.
+Trains ``centerpose.train`` (real COCO loader with flip and colour augmentation on a fixed crop, or the
+original's full augmentation with ``--augment original``; encoder, loss, LightningModule, decoder and pycocotools
+evaluation) on N real coco-mini train images and validates on the *same* images, so keypoint AP must climb
+towards 1 if every part of the loop is right. Prints keypoint AP against minutes of training on this machine.
 
     python scripts/bench_learning.py                       # 8 images, ResNet-18 @ 192, 10 minutes, CPU
+    python scripts/bench_learning.py --minutes 20          # what tests/test_learning.py runs
     python scripts/bench_learning.py --minutes 3 --images 4
     python scripts/bench_learning.py --gpu --backbone dla --input-size 512 --minutes 10   # DLA-34 + DCN
 

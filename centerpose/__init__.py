@@ -10,7 +10,7 @@ __all__ = ["COCO_PERSON", "KeypointSpec", "Predictor", "__version__"]
 def __getattr__(name: str):
     # Lazy: `import centerpose` stays light (no torch) until the predictor is asked for.
     if name == "Predictor":
-        from centerpose.predictor import Predictor
+        from centerpose.inference.predictor import Predictor
 
         return Predictor
     raise AttributeError(f"module 'centerpose' has no attribute {name!r}")

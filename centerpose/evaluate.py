@@ -52,7 +52,7 @@ def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: 
     """
     from rich.progress import track
 
-    from centerpose.predictor import Predictor
+    from centerpose.inference.predictor import Predictor
 
     test = cfg.test
     codec = hydra.utils.instantiate(cfg.codec, _partial_=True)(keypoints=keypoints)

@@ -9,7 +9,7 @@ ONNX uses the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, opset â‰
 ``torchvision.ops.deform_conv2d`` to the ONNX ``DeformConv`` op; every DCN runs that op while exporting
 (:func:`centerpose.models.dcn.dcn_impl`). What a runtime needs (input geometry, normalisation, heads,
 keypoints, output layout) is written to the ONNX metadata (key ``centerpose``) and to a sidecar
-``<file>.json``; :meth:`centerpose.predictor.Predictor.from_onnx` reads it.
+``<file>.json``; :meth:`centerpose.inference.predictor.Predictor.from_onnx` reads it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch import nn
 
 from centerpose.config import config_dir, quote_argv
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR
-from centerpose.export_graph import DecodeGraph, HeadsGraph
+from centerpose.inference.export_graph import DecodeGraph, HeadsGraph
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.models.dcn import dcn_impl
 
@@ -223,7 +223,7 @@ def export_torchscript(net: nn.Module, path: str | Path, *, keypoints: KeypointS
 
 def export(cfg: DictConfig) -> Path:
     """Export ``cfg.ckpt_path`` (a centerpose or converted original checkpoint) as ``cfg.format``."""
-    from centerpose.predictor import Predictor
+    from centerpose.inference.predictor import Predictor
 
     fmt: Literal["onnx", "torchscript"] = cfg.format
     if fmt not in FORMATS:

@@ -30,9 +30,9 @@ from centerpose.config import config_dir, quote_argv
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.evaluate import resolve_device
 from centerpose.codec.poses import Poses
-from centerpose.predictor import Predictor
+from centerpose.inference.predictor import Predictor
 from centerpose.safety import RunError, exit_if_output_unwritable, one_line_errors
-from centerpose.visualize import draw_poses
+from centerpose.inference.visualize import draw_poses
 
 log = logging.getLogger("centerpose.predict")
 
@@ -75,7 +75,7 @@ def draw(image: np.ndarray, poses: Poses, predictor: Predictor, cfg: DictConfig,
 
 
 class FrameTracker:
-    """``track=true``: ids from a :class:`~centerpose.tracking.PoseTracker`; people below ``score_thresh``
+    """``track=true``: ids from a :class:`~centerpose.inference.tracking.PoseTracker`; people below ``score_thresh``
     are kept only while they extend a confirmed track (the tracker's low-score stage)."""
 
     def __init__(self, cfg: DictConfig, predictor: Predictor) -> None:

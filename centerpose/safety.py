@@ -74,7 +74,7 @@ def check_writable_run_folders(trainer: pl.Trainer, output_dir: Path) -> None:
 def continue_logger_history(trainer: pl.Trainer, ckpt_path: str) -> None:
     """Make the CSV loggers continue ``metrics.csv`` up to the checkpoint's epoch (rows after it are dropped)."""
     from centerpose.checkpoints.reader import CheckpointLoadError, read_checkpoint
-    from centerpose.loggers import RunCSVLogger
+    from centerpose.training.loggers import RunCSVLogger
 
     csv_loggers = [lg for lg in trainer.loggers if isinstance(lg, RunCSVLogger)]
     if not csv_loggers or not Path(ckpt_path).is_file():

@@ -32,8 +32,9 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 import centerpose
-from centerpose import launch  # registers the cp.rank_zero* config resolvers
-from centerpose import safety, summary
+from centerpose.training import launch  # registers the cp.rank_zero* config resolvers
+from centerpose import safety
+from centerpose.training import summary
 from centerpose.checkpoints.format import check_resumable
 from centerpose.config import config_dir, quote_argv, resolved_config
 

@@ -49,7 +49,7 @@ from centerpose.data.coco import CocoPoseDataset
 from centerpose.data.datamodule import worker_init
 from centerpose.data.photometric import sample_input
 from centerpose.data.transforms import normalize
-from centerpose.module import CenterPoseModule
+from centerpose.training.module import CenterPoseModule
 
 BATCH = 8
 clock = time.process_time  # CPU time of this process: robust to other load on a shared machine

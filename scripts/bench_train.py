@@ -37,9 +37,9 @@ from torch.utils.data import DataLoader
 from centerpose.data.coco import CocoPoseDataset
 from centerpose.data.datamodule import worker_init
 from centerpose.data.synthetic import ensure_synthetic_coco
-from centerpose.losses import PoseLoss
+from centerpose.training.losses import PoseLoss
 from centerpose.models import build_model
-from centerpose.module import CenterPoseModule
+from centerpose.training.module import CenterPoseModule
 
 VARIANTS = ("fp32", "bf16-mixed", "fp32+channels_last", "bf16-mixed+channels_last")
 

@@ -119,7 +119,7 @@ class _Recorder(nn.Module):
 
 
 def test_the_module_runs_the_flip_pass_and_the_codec_decodes():
-    from centerpose.module import CenterPoseModule
+    from centerpose.training.module import CenterPoseModule
 
     net = _Recorder()
     codec = CenterPoseCodec(input_size=64, decode=DecodeOptions(K=10, flip_test=True))

@@ -13,7 +13,7 @@ from centerpose.checkpoints import read_state_dict
 from centerpose.convert import (CheckpointMismatchError, convert_checkpoint, guess_arch, infer_heads,
                                 load_original, main, original_to_ours)
 from centerpose.models import build_model
-from centerpose.predictor import Predictor
+from centerpose.inference.predictor import Predictor
 from centerpose.train import check_resumable
 
 POSE_PREFIXES = ("hps.", "hm_hp.", "hp_offset.")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from centerpose.config import compose
-from centerpose.launch import env_global_rank, resolve_ckpt_path
+from centerpose.training.launch import env_global_rank, resolve_ckpt_path
 from centerpose.train import build, train
 
 TINY = ["experiment=quickstart", "data.synthetic=null", "data.input_size=128", "data.num_workers=0",

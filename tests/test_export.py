@@ -18,9 +18,9 @@ from export_helpers import assert_same_people, make_checkpoint
 from centerpose.codec.pipeline import decode_to_image
 from centerpose.config import compose
 from centerpose.export import export, export_onnx, export_torchscript, sidecar_path
-from centerpose.onnx_runtime import people_to_image, read_metadata
+from centerpose.inference.onnx_runtime import people_to_image, read_metadata
 from centerpose.predict import onnx_model_argv, predict
-from centerpose.predictor import Predictor, read_image
+from centerpose.inference.predictor import Predictor, read_image
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -159,7 +159,7 @@ def test_torchscript_round_trip(decode, pytorch, tmp_path):
     with torch.no_grad():
         got = loaded(x)
         if decode:
-            from centerpose.export_graph import DecodeGraph
+            from centerpose.inference.export_graph import DecodeGraph
 
             want = [DecodeGraph(pytorch.net, pytorch.keypoints, K=20, flip=True)(x)]
             got = [got]

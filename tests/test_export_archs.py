@@ -14,7 +14,7 @@ from export_helpers import assert_same_people, spread_scores
 from centerpose.codec.pipeline import decode_to_image
 from centerpose.export import export_onnx, export_torchscript
 from centerpose.models import build_model
-from centerpose.onnx_runtime import people_to_image
+from centerpose.inference.onnx_runtime import people_to_image
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

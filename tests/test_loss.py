@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from centerpose.losses import (STAT_NAMES, PoseLoss, clamped_sigmoid, focal_loss, gather_feat, reg_l1_loss,
+from centerpose.training.losses import (STAT_NAMES, PoseLoss, clamped_sigmoid, focal_loss, gather_feat, reg_l1_loss,
                                reg_smooth_l1_loss, reg_weighted_l1_loss)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from torch import nn
 
-from centerpose.nms import soft_nms, soft_nms_original
-from centerpose.predictor import Predictor
+from centerpose.inference.nms import soft_nms, soft_nms_original
+from centerpose.inference.predictor import Predictor
 
 
 def _rows(boxes_scores, joints) -> np.ndarray:

@@ -18,7 +18,7 @@ from centerpose.config import compose
 from centerpose.data.coco import CocoPoseDataset
 from centerpose.data.datamodule import coco_split_paths
 from centerpose.keypoints import COCO_PERSON
-from centerpose.pose_images import PoseImageLogger, is_due, load_samples, predict_samples, render_sample
+from centerpose.training.pose_images import PoseImageLogger, is_due, load_samples, predict_samples, render_sample
 from centerpose.train import build
 
 GAP = 4  # side_by_side's black strip

@@ -12,7 +12,7 @@ import pytest
 from centerpose.config import compose
 from centerpose.evaluate import evaluate
 from centerpose.predict import predict, source_kind
-from centerpose.predictor import Poses, Predictor
+from centerpose.inference.predictor import Poses, Predictor
 from centerpose.train import train
 
 

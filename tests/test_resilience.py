@@ -17,7 +17,7 @@ import torch
 
 from centerpose.checkpoints import CheckpointLoadError, CheckpointSaveError, SafeCheckpointIO
 from centerpose.config import compose
-from centerpose.launch import resolve_ckpt_path
+from centerpose.training.launch import resolve_ckpt_path
 from centerpose.safety import RunError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def resume_ckpt(path: Path, epoch: int = 0, **extra) -> Path:
 
 # ---------------------------------------------------------------------------------------------- exact resume
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
-    from centerpose.resume import capture_rng_state, restore_rng_state
+    from centerpose.training.resume import capture_rng_state, restore_rng_state
 
     class Dataset:
         data_rng = np.random.RandomState(123)
@@ -110,7 +110,7 @@ def test_auto_skips_truncated_and_empty_checkpoints_and_says_why(tmp_path, caplo
 
 
 def test_csv_history_is_continued_not_overwritten(tmp_path):
-    from centerpose.loggers import RunCSVLogger
+    from centerpose.training.loggers import RunCSVLogger
 
     first = RunCSVLogger(save_dir=str(tmp_path), name="csv", version="")
     for epoch, step in ((0, 3), (1, 7), (2, 11)):
@@ -130,7 +130,7 @@ def test_csv_history_is_continued_not_overwritten(tmp_path):
 
 def test_wandb_resumes_the_run_id_of_the_run_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    from centerpose.loggers import wandb_logger
+    from centerpose.training.loggers import wandb_logger
 
     a = wandb_logger(save_dir=str(tmp_path))
     b = wandb_logger(save_dir=str(tmp_path))
@@ -192,7 +192,7 @@ def test_resume_load_is_weights_only_even_when_forced_off(tmp_path, monkeypatch)
 
 # ---------------------------------------------------------------------------------------------- divergence
 def test_nonfinite_training_stops_within_a_step_and_saves_nothing_nonfinite(data_root, tmp_path):
-    from centerpose.guards import DivergenceError
+    from centerpose.training.guards import DivergenceError
     from centerpose.train import train
 
     with pytest.raises(DivergenceError) as err:
@@ -209,7 +209,7 @@ def test_nonfinite_training_stops_within_a_step_and_saves_nothing_nonfinite(data
 
 
 def test_skip_mode_skips_nonfinite_steps_and_counts_them(data_root, tmp_path):
-    from centerpose.guards import DivergenceGuard
+    from centerpose.training.guards import DivergenceGuard
 
     guard = DivergenceGuard(action="skip")
 
@@ -235,7 +235,7 @@ def test_skip_mode_skips_nonfinite_steps_and_counts_them(data_root, tmp_path):
 
 
 def test_exploding_loss_stops(data_root, tmp_path):
-    from centerpose.guards import DivergenceError, DivergenceGuard
+    from centerpose.training.guards import DivergenceError, DivergenceGuard
 
     guard = DivergenceGuard(explode_factor=100)
     trainer = type("T", (), {"global_step": 5, "current_epoch": 0, "optimizers": [],

@@ -8,9 +8,9 @@ import hydra
 import pytest
 import torch
 
-from centerpose import schedules
+from centerpose.training import schedules
 from centerpose.config import compose
-from centerpose.schedules import WarmupCosineLR, duration_seconds
+from centerpose.training.schedules import WarmupCosineLR, duration_seconds
 
 
 def make(lr: float = 1.0, **kwargs) -> WarmupCosineLR:

@@ -89,7 +89,7 @@ def test_keypoints_auto_on_an_unknown_skeleton(tmp_path, caplog):
 def test_crowdpose_trains_validates_evaluates_predicts_and_draws(crowdpose_data, tmp_path):
     from centerpose.evaluate import evaluate
     from centerpose.predict import predict
-    from centerpose.predictor import Predictor
+    from centerpose.inference.predictor import Predictor
     from centerpose.train import train
 
     out = tmp_path / "run"

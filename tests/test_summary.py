@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from centerpose.config import compose
-from centerpose.summary import RunHistory, plot_curves
+from centerpose.training.summary import RunHistory, plot_curves
 from centerpose.train import train
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-from centerpose.predictor import Poses
-from centerpose.tracking import OneEuroFilter, PoseTracker, box_iou, pose_oks
+from centerpose.inference.predictor import Poses
+from centerpose.inference.tracking import OneEuroFilter, PoseTracker, box_iou, pose_oks
 
 # A standing person facing the camera, in units of body height, origin at the pelvis (COCO-17 order).
 _TEMPLATE = np.array([
@@ -261,7 +261,7 @@ def test_similarity_helpers():
 
 
 def test_draw_poses_writes_track_ids():
-    from centerpose.visualize import draw_poses
+    from centerpose.inference.visualize import draw_poses
 
     image = np.zeros((120, 160, 3), np.uint8)
     kp = np.concatenate([_TEMPLATE * 60 + [80, 60], np.ones((17, 1))], 1)[None]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-from centerpose.visualize import draw_ground_truth, draw_poses, edge_colours, joint_colours, side_by_side
+from centerpose.inference.visualize import draw_ground_truth, draw_poses, edge_colours, joint_colours, side_by_side
 
 BLUE, RED, MAGENTA = (255, 0, 0), (0, 0, 255), (255, 0, 255)
 

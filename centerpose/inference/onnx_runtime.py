@@ -1,7 +1,7 @@
 """Run a model written by ``centerpose.export`` with onnxruntime, through the PyTorch predictor's steps.
 
 A raw-heads model stands in for the network (:class:`OnnxHeadsNet`), so pre-process, flip merge, decode and
-inverse affine are exactly the :class:`~centerpose.predictor.Predictor`'s. A decode graph (``decode=true``)
+inverse affine are exactly the :class:`~centerpose.inference.predictor.Predictor`'s. A decode graph (``decode=true``)
 returns people in input-canvas pixels; :class:`OnnxDecodePredictor` maps them to image pixels with the
 pre-process affine (:func:`people_to_image`).
 """
@@ -23,7 +23,7 @@ from centerpose.codec.postprocess import to_image_coords
 from centerpose.data.preprocess import preprocess
 from centerpose.export import METADATA_KEY, sidecar_path
 from centerpose.keypoints import KeypointSpec
-from centerpose.predictor import Predictor
+from centerpose.inference.predictor import Predictor
 
 
 def onnx_providers(device: str | torch.device = "cpu") -> list[str]:

@@ -49,7 +49,7 @@ class DecodeGraph(nn.Module):
     ``hm_hp`` peaks (§3.2 step 6, threshold 0.1). Ties: ONNX TopK returns equal scores in ascending index
     order, i.e. ``decode(..., tie_break="stable")``; PyTorch's CPU ``torch.topk`` order may differ among
     exactly equal scores (QUIRK E10). The inverse affine to image pixels is left to the runtime
-    (:mod:`centerpose.onnx_runtime`): cells = pixels / down_ratio, then ``to_image_coords``.
+    (:mod:`centerpose.inference.onnx_runtime`): cells = pixels / down_ratio, then ``to_image_coords``.
 
     Args:
         net: the network.

@@ -101,7 +101,7 @@ def draw_poses(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, joints:
         kpt_thresh: joints with a score at or below this are skipped (and the edges that touch them).
         draw_boxes: also draw each person's box.
         show_scores: write the score above each box.
-        ids: (N,) int track ids (:class:`centerpose.tracking.PoseTracker`), written as ``#id`` above each box;
+        ids: (N,) int track ids (:class:`centerpose.inference.tracking.PoseTracker`), written as ``#id`` above each box;
             −1 (unconfirmed) writes none.
 
     Returns:

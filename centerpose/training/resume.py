@@ -28,7 +28,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-log = logging.getLogger("centerpose.resume")
+log = logging.getLogger("centerpose.training.resume")
 
 
 def numpy_state_to_plain(state: tuple) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from centerpose.data.image_io import read_image_checked
 from centerpose.data.photometric import apply_input_affine, input_affine
 from centerpose.data.preprocess import BGR_MEAN, BGR_STD, preprocess
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-from centerpose.nms import soft_nms, soft_nms_original
+from centerpose.inference.nms import soft_nms, soft_nms_original
 
 __all__ = ["ImageLike", "Poses", "Predictor", "StageTimer", "read_image"]  # Poses lives in centerpose.codec
 
@@ -66,7 +66,7 @@ class Predictor:
         pad: canvas multiple − 1 (31 for DLA/ResNet, 127 for Hourglass).
         scales: test scales; more than one merges the detections with Gaussian soft-NMS.
         merge: multi-scale merge: ``original`` (the original's soft_nms_39, every row kept, QUIRK E12) or
-            ``improved`` (rows below the floor dropped, each row keeps its own joints); see centerpose.nms.
+            ``improved`` (rows below the floor dropped, each row keeps its own joints); see centerpose.inference.nms.
         score_thresh: people below it are dropped from the returned :class:`Poses` (0 keeps all K).
         codec: the decode (:class:`~centerpose.codec.CenterPoseCodec`); default: the detector's protocol,
             ``DecodeOptions(flip_test=True)`` (flip test, plain sigmoid, K = 100, original tie order and snap).
@@ -127,9 +127,9 @@ class Predictor:
         ``device`` is CUDA and onnxruntime has it), through this predictor's pre- and post-processing.
 
         Geometry, keypoints and (for ``decode=true`` exports) flip test and K come from the file's metadata;
-        ``keep_res`` defaults to the export being dynamic. See :mod:`centerpose.onnx_runtime`.
+        ``keep_res`` defaults to the export being dynamic. See :mod:`centerpose.inference.onnx_runtime`.
         """
-        from centerpose.onnx_runtime import predictor_from_onnx
+        from centerpose.inference.onnx_runtime import predictor_from_onnx
 
         return predictor_from_onnx(path, device=device, **kwargs)
 

@@ -29,7 +29,7 @@ import torch
 
 from centerpose.safety import RunError
 
-log = logging.getLogger("centerpose.guards")
+log = logging.getLogger("centerpose.training.guards")
 
 ADVICE = ("lower the learning rate (model.lr=... or model.base_lr=...), clip gradients "
           "(trainer.gradient_clip_val=...), check the data (python -m centerpose.check_data), then resume from "

@@ -21,9 +21,9 @@ from pytorch_lightning.trainer.states import TrainerFn
 from rich.console import Console
 from rich.table import Table
 
-from centerpose.callbacks import batch_images
+from centerpose.training.callbacks import batch_images
 
-log = logging.getLogger("centerpose.summary")
+log = logging.getLogger("centerpose.training.summary")
 
 __all__ = ["RunHistory", "finish", "plot_curves", "silence_lightning_tips"]
 

@@ -58,7 +58,7 @@ def wandb_run_id(save_dir: str | Path) -> str:
         return path.read_text().strip()
     import uuid
 
-    from centerpose.launch import env_global_rank
+    from centerpose.training.launch import env_global_rank
 
     run_id = uuid.uuid4().hex[:8]  # wandb's own id format: 8 lowercase alphanumerics
     if env_global_rank() == 0:
@@ -93,7 +93,7 @@ class RunCSVLogger(CSVLogger):
                          epoch_row_step: int | None = None) -> int:
         """Keep ``metrics.csv`` rows up to the end of ``epoch`` / ``global_step``; returns the rows kept.
 
-        ``epoch_row`` (kept in the checkpoint by :class:`centerpose.resume.ResumeState`) is the epoch's
+        ``epoch_row`` (kept in the checkpoint by :class:`centerpose.training.resume.ResumeState`) is the epoch's
         metrics row, which Lightning logs just after writing the checkpoint; it is added when a kill in
         between lost it.
         """

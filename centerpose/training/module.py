@@ -26,7 +26,7 @@ class CenterPoseModule(pl.LightningModule):
     Args:
         net: the network; ``net(x: (B, 3, H, W))`` returns a list (one entry per stack) of dicts of raw
             head maps ``(B, C, H/4, W/4)``.
-        loss: ``loss(outputs, batch) -> (total, stats)`` (e.g. :class:`centerpose.losses.PoseLoss`).
+        loss: ``loss(outputs, batch) -> (total, stats)`` (e.g. :class:`centerpose.training.losses.PoseLoss`).
         optimizer: partial optimizer constructor, completed with ``params`` and ``lr``.
         scheduler: partial LR-scheduler constructor (completed with ``optimizer``), stepped per epoch, or per
             optimizer step when the scheduler has ``interval = "step"``.

@@ -23,7 +23,7 @@ from centerpose.codec.codec import CenterPoseCodec
 from centerpose.codec.poses import Poses
 from centerpose.data.photometric import sample_input
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-from centerpose.visualize import draw_ground_truth, draw_poses, side_by_side
+from centerpose.inference.visualize import draw_ground_truth, draw_poses, side_by_side
 
 __all__ = ["PoseImageLogger", "PoseSample", "is_due", "load_samples", "predict_samples", "render_sample"]
 

@@ -4,6 +4,11 @@
     python -m centerpose.evaluate ckpt_path=... test.flip=false test.scales=[0.5,1,1.5]
     python -m centerpose.evaluate oracle=all data=coco_mini
 
+The network comes from the checkpoint (``centerpose.checkpoints``: weights, keypoint description, architecture
+entry), runs through ``centerpose.inference.Predictor``, which decodes with the codec; scoring is
+``centerpose.evaluation``; the oracle (``centerpose.evaluation.oracle``) encodes and decodes ground truth with
+the same codec.
+
 Writes ``results.json`` (COCO format, the original's rounding) and ``metrics.json`` to the run directory,
 prints the metric table and, for a checkpoint, the test time per stage (load, pre, net, dec, post;
 ms/img, mean and median) like the original's test.py.

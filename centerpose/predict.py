@@ -7,6 +7,10 @@
     python -m centerpose.predict model=model.onnx source=photos/             # an exported model, onnxruntime
     python -m centerpose.predict ckpt_path=last.ckpt source=clip.mp4 track=true  # persistent person ids
 
+Built from ``centerpose.inference``: the ``Predictor`` (checkpoint through ``centerpose.checkpoints``, or an
+ONNX file through ``onnx_runtime``; people decoded by the codec into ``Poses``), ``tracking.PoseTracker`` and
+``visualize`` for drawing.
+
 Outputs go to the run directory: drawn images (or ``<name>.mp4``) and ``detections.json``
 (per image or frame: people with box, score and keypoints (x, y, score); with ``track=true`` also ``id``,
 the person's track id across frames or the sorted images of a folder, −1 while unconfirmed).

@@ -148,7 +148,8 @@ def run_variant(variant: str, net0: torch.nn.Module, loader: DataLoader, device:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["quickstart", "dla34"])
-    ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/coco-mini")
+    ap.add_argument("--root", type=Path, default=Path(os.environ.get("CENTERPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data/coco-mini",
+                    help="coco-mini root (default: $CENTERPOSE_SHARED/data/coco-mini, else ../shared/data/coco-mini)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=None, help="per-step batch (default: 32 on CUDA, 2 on CPU)")
     ap.add_argument("--steps", type=int, default=3)

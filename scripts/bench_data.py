@@ -185,7 +185,8 @@ def bare_module() -> CenterPoseModule:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", type=Path, default=Path(os.environ.get("CENTERPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data/coco-mini",
+    shared = Path(os.environ.get("CENTERPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    ap.add_argument("--root", type=Path, default=shared / "data/coco-mini",
                     help="coco-mini root (default: $CENTERPOSE_SHARED/data/coco-mini, else ../shared/data/coco-mini)")
     ap.add_argument("--original-src", type=Path, default=None,
                     help="a xingyizhou/CenterNet checkout, for the side-by-side rows")

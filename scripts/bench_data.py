@@ -10,7 +10,8 @@ Three measurements, all on coco-mini train (the 36 annotated images), default au
      xingyizhou/CenterNet; nothing of it is copied here), default collate;
    - centerpose ``input_format="float"`` (the original's CPU float path);
    - centerpose ``input_format="uint8"`` + ``CenterPoseModule.on_after_batch_transfer`` (the default);
-   in alternating rounds, samples/s counted from file to normalised float input. Before timing, the
+   both with the data module's ``collate_samples``; in alternating rounds, samples/s counted from file to
+   normalised float input (all rounds together, and the fastest round of each pipeline). Before timing, the
    original's and centerpose's inputs are compared for the same seeds (colour augmentation on).
 3. **Loader sweep**: centerpose's default path with ``num_workers`` 0, 1, 2, ... in images/s.
 

@@ -20,7 +20,7 @@ ratios, which come from interleaved rounds in one process.
 
 Usage:
     python scripts/bench_data.py --original-src /path/to/CenterNet [--root ../shared/data/coco-mini]
-        [--rounds 3] [--workers 0 1 2]
+        [--rounds 5] [--workers 0 1 2]
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def main() -> None:
                     help="coco-mini root (default: $CENTERPOSE_SHARED/data/coco-mini, else ../shared/data/coco-mini)")
     ap.add_argument("--original-src", type=Path, default=None,
                     help="a xingyizhou/CenterNet checkout, for the side-by-side rows")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating end-to-end rounds (one pass each)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating end-to-end rounds (one pass each)")
     ap.add_argument("--passes", type=int, default=2, help="passes of the stage profile")
     ap.add_argument("--workers", type=int, nargs="*", default=[0, 1, 2], help="loader sweep (empty: skip)")
     ap.add_argument("--threads", type=int, default=1, help="cv2 and torch threads of this process")

@@ -1,14 +1,20 @@
 """Time decode + post-process (METHOD §3.2, §3.4) on random 128 x 128 head outputs.
 
 Usage: python scripts/bench_decode.py [--device cpu|cuda] [--runs 20] [--batch 1 32] [--K 100] [--threads N]
-Prints the median milliseconds per call for each batch size (decode, post-process, total).
+        [--original-src /path/to/CenterNet]
+Prints the median milliseconds per call for each batch size (decode, post-process, total); with
+``--original-src`` (a xingyizhou/CenterNet checkout, imported at run time, nothing copied) also the original's
+``multi_pose_decode`` on the same heads, its largest |difference| from ours, and the speed ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -35,6 +41,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def original_decode(original_src: Path):
+    """The original's ``models.decode.multi_pose_decode``, imported from ``src/lib`` of a checkout."""
+    lib = original_src / "src" / "lib"
+    if not (lib / "models" / "decode.py").is_file():
+        raise FileNotFoundError(f"{original_src}: no src/lib/models/decode.py; pass a xingyizhou/CenterNet checkout")
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "models" or k.startswith("models.")}
+    sys.path.insert(0, str(lib))
+    try:
+        return importlib.import_module("models.decode").multi_pose_decode
+    finally:
+        sys.path.remove(str(lib))
+        for k in [k for k in sys.modules if k == "models" or k.startswith("models.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+def _median_ms(fn, warmup: int, runs: int, device: torch.device) -> float:
+    times = []
+    for i in range(warmup + runs):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -45,7 +79,9 @@ def main() -> None:
     parser.add_argument("--K", type=int, default=100)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--tie-break", default="topk", choices=["topk", "stable"])
+    parser.add_argument("--original-src", type=Path, default=None, help="side by side with the original's decode")
     args = parser.parse_args()
+    orig = original_decode(args.original_src) if args.original_src is not None else None
     device = torch.device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -72,6 +108,19 @@ def main() -> None:
         d, p = statistics.median(dec_ms), statistics.median(post_ms)
         print(f"batch {b:3d}: decode {d:8.2f} ms  post {p:7.2f} ms  total {d + p:8.2f} ms  "
               f"({(d + p) / b:.2f} ms/image)")
+        if orig is not None:  # the original's decode of the same heads (no post-process: it runs in numpy there)
+            with torch.inference_mode():
+                want = orig(heads["hm"], heads["wh"], heads["hps"], reg=heads["reg"], hm_hp=heads["hm_hp"],
+                            hp_offset=heads["hp_offset"], K=args.K)
+                got = decode(heads, K=args.K, tie_break=args.tie_break)
+                o = _median_ms(lambda: orig(heads["hm"], heads["wh"], heads["hps"], reg=heads["reg"],
+                                            hm_hp=heads["hm_hp"], hp_offset=heads["hp_offset"], K=args.K),
+                               args.warmup, args.runs, device)
+                ours = _median_ms(lambda: decode(heads, K=args.K, tie_break=args.tie_break), args.warmup, args.runs,
+                                  device)
+            diff = (got.float() - want.float()).abs().max().item() if got.shape == want.shape else float("nan")
+            print(f"           original multi_pose_decode {o:8.2f} ms, ours {ours:8.2f} ms: x{o / ours:.2f} "
+                  f"({o / b:.2f} vs {ours / b:.2f} ms/image); max |difference| {diff:.1e}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from centerpose.data.coco import CocoPoseDataset
+from centerpose.data.collate import collate_samples
 from centerpose.data.datamodule import worker_init
 from centerpose.data.synthetic import ensure_synthetic_coco
 from centerpose.training.losses import PoseLoss
@@ -85,7 +86,7 @@ def model_and_data(name: str, root: Path, batch: int, workers: int):
     else:
         raise ValueError(f"unknown model {name!r}; choose dla34 or quickstart")
     loader = DataLoader(ds, batch_size=batch, shuffle=False, drop_last=True, num_workers=workers,
-                        worker_init_fn=worker_init, persistent_workers=workers > 0)
+                        worker_init_fn=worker_init, persistent_workers=workers > 0, collate_fn=collate_samples)
     return net, loader
 
 
@@ -96,7 +97,9 @@ def to_device(batch, device):
 
 
 def run_variant(variant: str, net0: torch.nn.Module, loader: DataLoader, device: torch.device, warmup: int,
-                steps: int, compile_net: bool) -> dict:
+                steps: int, compile_net: bool, budget_s: float = float("inf")) -> dict:
+    """Images/s, peak memory and first loss of ``steps`` timed steps after ``warmup`` (fewer timed steps,
+    at least one, once ``budget_s`` seconds of timed steps have passed)."""
     torch.manual_seed(0)
     net = copy.deepcopy(net0).to(device)
     module = CenterPoseModule(net=net, loss=PoseLoss(), optimizer=partial(torch.optim.Adam), lr=1.25e-4)
@@ -137,18 +140,22 @@ def run_variant(variant: str, net0: torch.nn.Module, loader: DataLoader, device:
             step()
         sync()
         t0 = time.perf_counter()
-        for _ in range(steps):
+        done = 0
+        while done < steps and (done == 0 or time.perf_counter() - t0 < budget_s):
             step()
+            done += 1
         sync()
         dt = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak - rss.base) / 2 ** 30
-    return {"images_per_s": steps * loader.batch_size / dt, "peak_gib": peak, "first_loss": first_loss}
+    return {"images_per_s": done * loader.batch_size / dt, "peak_gib": peak, "first_loss": first_loss, "steps": done}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["quickstart", "dla34"])
-    ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/coco-mini")
+    shared = Path(os.environ.get("CENTERPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    ap.add_argument("--root", type=Path, default=shared / "data/coco-mini",
+                    help="coco-mini root (default: $CENTERPOSE_SHARED/data/coco-mini, else ../shared/data/coco-mini)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=None, help="per-step batch (default: 32 on CUDA, 2 on CPU)")
     ap.add_argument("--steps", type=int, default=3)
@@ -156,30 +163,34 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="loader workers (default: 8 on CUDA, 0 on CPU)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--compile", action="store_true", help="also each variant with torch.compile")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds of timed steps per variant before it stops early (default: none on CUDA, 60 on CPU)")
     args = ap.parse_args()
     device = torch.device(args.device)
     batch = args.batch or (32 if device.type == "cuda" else 2)
     workers = args.workers if args.workers is not None else (8 if device.type == "cuda" else 0)
+    budget = args.budget if args.budget is not None else (float("inf") if device.type == "cuda" else 60.0)
     hw = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores, " \
         f"{torch.get_num_threads()} threads"
     print(f"# {hw}; torch {torch.__version__}; batch {batch}, {args.warmup} warm-up + {args.steps} timed steps, "
-          f"{workers} loader workers")
+          f"{workers} loader workers", flush=True)
     for name in args.models:
         net0, loader = model_and_data(name, args.root, batch, workers)
-        print(f"\n## {name}")
+        print(f"\n## {name}", flush=True)
         base = None
         for variant in args.variants:
             for compiled in ((False, True) if args.compile else (False,)):
                 label = variant + ("+compile" if compiled else "")
                 try:
-                    r = run_variant(variant, net0, loader, device, max(args.warmup, 1), args.steps, compiled)
+                    r = run_variant(variant, net0, loader, device, max(args.warmup, 1), args.steps, compiled, budget)
                 except Exception as e:  # e.g. compile without a working toolchain, bf16 without support
                     print(f"  {label:<34s} failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
                     continue
                 base = base or r
                 dloss = abs(r["first_loss"] - base["first_loss"]) / abs(base["first_loss"])
                 print(f"  {label:<34s} {r['images_per_s']:8.2f} images/s  x{r['images_per_s'] / base['images_per_s']:.2f}"
-                      f"   peak {r['peak_gib']:6.2f} GiB   first loss {r['first_loss']:.4f} (vs fp32 {dloss:.1e})")
+                      f"   peak {r['peak_gib']:6.2f} GiB   first loss {r['first_loss']:.4f} (vs fp32 {dloss:.1e})"
+                      f"   {r['steps']} timed step(s)", flush=True)
 
 
 if __name__ == "__main__":

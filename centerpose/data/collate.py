@@ -1,0 +1,45 @@
+"""Batching of dataset samples: fixed-size numpy arrays stacked straight into tensors.
+
+``torch.utils.data.default_collate`` dispatches every field of every sample through its type map and
+converts each array with ``torch.as_tensor`` before stacking. A CenterNet sample is a flat dict of
+fixed-size arrays (image or input, heatmaps, per-object targets) plus a small ``meta`` dict, so
+:func:`collate_samples` stacks each array field once (into shared memory inside a DataLoader worker,
+as the default does) and leaves only the rest (``meta``, scalars, odd shapes) to ``default_collate``.
+The batch is the one ``default_collate`` returns: same keys, dtypes, shapes and values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+from torch.utils.data._utils.collate import collate_tensor_fn
+
+_NUMERIC = frozenset("biuf")  # bool, signed, unsigned, float
+
+
+def collate_samples(samples: Sequence[Any]) -> Any:
+    """Collate a list of sample dicts: (B, ...) tensors for equal-shape numeric arrays, else default.
+
+    Args:
+        samples: dataset samples; dicts of numpy arrays and nested values (others go to
+            ``default_collate`` whole).
+
+    Returns:
+        The batch, equal to ``default_collate(samples)``.
+    """
+    first = samples[0]
+    if not isinstance(first, dict):
+        return default_collate(samples)
+    batch: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [s[key] for s in samples]
+        if (isinstance(value, np.ndarray) and value.dtype.kind in _NUMERIC
+                and all(isinstance(v, np.ndarray) and v.shape == value.shape and v.dtype == value.dtype
+                        and v.flags.writeable for v in values)):
+            batch[key] = collate_tensor_fn([torch.from_numpy(v) for v in values])
+        else:
+            batch[key] = default_collate(values)
+    return batch

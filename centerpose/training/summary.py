@@ -213,12 +213,17 @@ def finish(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.Lightn
             for logger in trainer.loggers:
                 if isinstance(logger, pl.loggers.WandbLogger):
                     logger.log_image(key="summary/curves", images=[str(curves)])
-    _print(console or Console(), trainer, metrics, history, output_dir, curves, wall)
+    # The evaluate/predict defaults are the original's test protocol (keep_res: the image at its own size), which
+    # suits the original's 512 training input. A run trained at another size is evaluated as it was validated:
+    # letterboxed to its input size (which the checkpoint records).
+    input_size = getattr(getattr(datamodule, "codec", None), "input_size", 512)
+    letterbox = input_size != 512
+    _print(console or Console(), trainer, metrics, history, output_dir, curves, wall, letterbox)
     return metrics
 
 
 def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], history: RunHistory | None,
-           output_dir: Path, curves: Path | None, wall: float) -> None:
+           output_dir: Path, curves: Path | None, wall: float, letterbox: bool = False) -> None:
     get = metrics.get
     images_per_s = train_loss = None
     if history is not None and history.train:
@@ -253,8 +258,10 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
     if ckpt:
         data = _hydra_choice("data")
         out("next:")
-        out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}" + (f" data={data}" if data else ""))
-        out(f"  python -m centerpose.predict ckpt_path={_short(ckpt)} source=<image, folder or video>")
+        out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}" + (f" data={data}" if data else "")
+            + (" test.keep_res=false" if letterbox else ""))
+        out(f"  python -m centerpose.predict ckpt_path={_short(ckpt)} source=<image, folder or video>"
+            + (" keep_res=false" if letterbox else ""))
 
 
 def _hydra_choice(group: str) -> str | None:

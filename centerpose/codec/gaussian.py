@@ -33,19 +33,21 @@ def gaussian_radius(height, width, min_overlap: float = 0.7, corrected: bool = F
     # Every term is written in the original's evaluation order so float64 rounding matches.
     height = np.asarray(height, dtype=np.int64) if np.ndim(height) else height
     width = np.asarray(width, dtype=np.int64) if np.ndim(width) else width
+    # Python numbers for scalars: the same correctly rounded float64 sqrt without numpy's per-call overhead
+    sqrt = np.sqrt if np.ndim(height) or np.ndim(width) else math.sqrt
     b1 = height + width
     c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
-    sq1 = np.sqrt(b1 ** 2 - 4 * 1 * c1)
+    sq1 = sqrt(b1 ** 2 - 4 * 1 * c1)
 
     a2 = 4
     b2 = 2 * (height + width)
     c2 = (1 - min_overlap) * width * height
-    sq2 = np.sqrt(b2 ** 2 - 4 * a2 * c2)
+    sq2 = sqrt(b2 ** 2 - 4 * a2 * c2)
 
     a3 = 4 * min_overlap
     b3 = -2 * min_overlap * (height + width)
     c3 = (min_overlap - 1) * width * height
-    sq3 = np.sqrt(b3 ** 2 - 4 * a3 * c3)
+    sq3 = sqrt(b3 ** 2 - 4 * a3 * c3)
 
     if corrected:
         r1 = (b1 - sq1) / 2
@@ -71,31 +73,16 @@ def radius_from_box(height, width, min_overlap: float = 0.7, corrected: bool = F
     h = np.ceil(np.asarray(height, dtype=np.float32)).astype(np.int64)
     w = np.ceil(np.asarray(width, dtype=np.float32)).astype(np.int64)
     if h.ndim == 1 and len(h) <= _SCALAR_RADII and not corrected and (h >= 0).all() and (w >= 0).all():
-        # A sample's few people: the same float64 operations on Python numbers, without numpy's
-        # per-call overhead (ints are exact in float64 here, sqrt is correctly rounded in both).
-        return np.array([_original_radius(hi, wi, min_overlap) for hi, wi in zip(h.tolist(), w.tolist())],
-                        dtype=np.int64)
+        # A sample's few people: gaussian_radius on Python numbers, without numpy's per-call overhead
+        # (ints are exact in float64 here, sqrt is correctly rounded in both).
+        return np.array([max(0, math.trunc(gaussian_radius(hi, wi, min_overlap)))
+                         for hi, wi in zip(h.tolist(), w.tolist())], dtype=np.int64)
     r = gaussian_radius(np.atleast_1d(h), np.atleast_1d(w), min_overlap, corrected)
     return np.maximum(np.trunc(r), 0).astype(np.int64)
 
 
 # Up to this many boxes radius_from_box evaluates the radii one by one in Python floats.
 _SCALAR_RADII = 32
-
-
-def _original_radius(height: int, width: int, min_overlap: float) -> int:
-    """``max(0, int(gaussian_radius(height, width)))`` for one box, term by term as :func:`gaussian_radius`."""
-    b1 = height + width
-    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
-    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * 1 * c1)) / 2
-    b2 = 2 * (height + width)
-    c2 = (1 - min_overlap) * width * height
-    r2 = (b2 + math.sqrt(b2 ** 2 - 4 * 4 * c2)) / 2
-    a3 = 4 * min_overlap
-    b3 = -2 * min_overlap * (height + width)
-    c3 = (min_overlap - 1) * width * height
-    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
-    return max(0, math.trunc(min(r1, r2, r3)))
 
 
 @lru_cache(maxsize=256)

@@ -36,7 +36,7 @@ def spread_scores(net: torch.nn.Module, seed: int = 0) -> None:
 
 def make_checkpoint(path: Path, overrides: list[str]) -> Path:
     """A centerpose checkpoint (state dict + centerpose_config) of a random-init net from train overrides."""
-    from centerpose.train import resolved_config
+    from centerpose.config import resolved_config
 
     torch.manual_seed(0)
     config = resolved_config(compose("train", ["paths.output_dir=.", *overrides]))

@@ -14,7 +14,7 @@ from centerpose.convert import (CheckpointMismatchError, convert_checkpoint, gue
                                 load_original, main, original_to_ours)
 from centerpose.models import build_model
 from centerpose.inference.predictor import Predictor
-from centerpose.train import check_resumable
+from centerpose.checkpoints import check_resumable
 
 POSE_PREFIXES = ("hps.", "hm_hp.", "hp_offset.")
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from centerpose.training.losses import (STAT_NAMES, PoseLoss, clamped_sigmoid, focal_loss, gather_feat, reg_l1_loss,
-                               reg_smooth_l1_loss, reg_weighted_l1_loss)
+from centerpose.codec.ops import clamped_sigmoid, gather_feat
+from centerpose.training.losses import (STAT_NAMES, PoseLoss, focal_loss, reg_l1_loss, reg_smooth_l1_loss,
+                                        reg_weighted_l1_loss)
 
 
 def _case(g: dict[str, np.ndarray], case: str) -> tuple[list[dict], dict]:

@@ -12,7 +12,8 @@ import pytest
 from centerpose.config import compose
 from centerpose.evaluate import evaluate
 from centerpose.predict import predict, source_kind
-from centerpose.inference.predictor import Poses, Predictor
+from centerpose.codec.poses import Poses
+from centerpose.inference.predictor import Predictor
 from centerpose.train import train
 
 

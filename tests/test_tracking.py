@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
-from centerpose.inference.predictor import Poses
+from centerpose.codec.poses import Poses
 from centerpose.inference.tracking import OneEuroFilter, PoseTracker, box_iou, pose_oks
 
 # A standing person facing the camera, in units of body height, origin at the pelvis (COCO-17 order).

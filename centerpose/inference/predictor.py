@@ -21,7 +21,7 @@ from centerpose.data.preprocess import BGR_MEAN, BGR_STD, preprocess
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.inference.nms import soft_nms, soft_nms_original
 
-__all__ = ["ImageLike", "Poses", "Predictor", "StageTimer", "read_image"]  # Poses lives in centerpose.codec
+__all__ = ["ImageLike", "Predictor", "StageTimer", "read_image"]
 
 ImageLike = str | Path | np.ndarray
 

@@ -17,13 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Shared with the decoder; they live in the codec (re-exported here for the loss's readers).
 from centerpose.codec.ops import clamped_sigmoid, gather_feat
 
 __all__ = [
     "STAT_NAMES",
-    "clamped_sigmoid",
-    "gather_feat",
     "focal_loss",
     "reg_l1_loss",
     "reg_weighted_l1_loss",

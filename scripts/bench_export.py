@@ -25,11 +25,13 @@ import torch
 from centerpose.export import export_onnx
 from centerpose.models import build_model
 
-#: name -> (build_model kwargs, input side): DLA-34 and ResNet-50 at the zoo's 512, the quickstart at 256.
+#: name -> (build_model kwargs, input side): DLA-34 and ResNet-50 at the zoo's 512, the quickstart's network
+#: (configs/experiment/quickstart.yaml) at 256, and the ResNet-18 the quickstart used before it.
 MODELS = {
     "dla34": (dict(backbone="dla34"), 512),
     "resnet50": (dict(backbone="res_50"), 512),
-    "quickstart": (dict(backbone="resnet18", head_conv=64), 256),
+    "quickstart": (dict(backbone="regnetx_002", head_conv=32), 256),
+    "resnet18": (dict(backbone="resnet18", head_conv=64), 256),
 }
 
 

@@ -11,8 +11,9 @@ module's ``on_after_batch_transfer`` (device-side photometrics), the network, ``
 and Adam. Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA, else the peak resident set
 size above the level before the variant (sampled every 5 ms).
 
-Models: ``dla34`` (DLA-34 + DCN neck, 512², coco-mini train) and ``quickstart`` (resnet18, 64-wide
-heads, 256², the embedded synthetic set, as ``experiment=quickstart``).
+Models: ``dla34`` (DLA-34 + DCN neck, 512², coco-mini train), ``quickstart`` (RegNetX-200MF, 32-wide
+heads, 256², the embedded synthetic set, as ``experiment=quickstart``) and ``resnet18`` (64-wide heads,
+256², the same data: the quickstart's network before it).
 
 Usage:
     python scripts/bench_train.py [--models dla34 quickstart] [--batch 2] [--steps 3] [--device cuda]
@@ -77,14 +78,14 @@ def model_and_data(name: str, root: Path, batch: int, workers: int):
         net = build_model("dla34")
         ds = CocoPoseDataset(root / "train2017", root / "annotations" / "person_keypoints_train2017.json",
                              input_size=512, input_format="uint8", rng="per_sample")
-    elif name == "quickstart":
-        net = build_model("resnet18", head_conv=64)
+    elif name in ("quickstart", "resnet18"):
+        net = build_model("regnetx_002", head_conv=32) if name == "quickstart" else build_model("resnet18", head_conv=64)
         syn = ensure_synthetic_coco(Path(tempfile.gettempdir()) / "centerpose_bench_synthetic", num_train=64,
                                     num_val=16, image_size=[256, 256], seed=0)
         ds = CocoPoseDataset(syn / "train2017", syn / "annotations" / "person_keypoints_train2017.json",
                              input_size=256, input_format="uint8", rng="per_sample")
     else:
-        raise ValueError(f"unknown model {name!r}; choose dla34 or quickstart")
+        raise ValueError(f"unknown model {name!r}; choose dla34, quickstart or resnet18")
     loader = DataLoader(ds, batch_size=batch, shuffle=False, drop_last=True, num_workers=workers,
                         worker_init_fn=worker_init, persistent_workers=workers > 0, collate_fn=collate_samples)
     return net, loader

@@ -185,3 +185,9 @@ def test_datamodule_defaults_to_sparse_for_both_splits(coco_mini):
     dense.setup("validate")
     np.testing.assert_array_equal(finish_joint_heatmaps(batch)["hm_hp"].numpy(),
                                   next(iter(dense.val_dataloader()))["hm_hp"].numpy())
+
+
+def test_loss_names_the_missing_drawing_step():
+    batch = {"hm": torch.zeros(1, 1, 8, 8), RADIUS_KEY: torch.zeros(1, 17, dtype=torch.int16)}
+    with pytest.raises(KeyError, match="finish_joint_heatmaps"):
+        PoseLoss()({"hm": torch.zeros(1, 1, 8, 8)}, batch)

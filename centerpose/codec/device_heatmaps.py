@@ -110,10 +110,11 @@ def _kernel_pixels(radius: int, device: torch.device) -> tuple[torch.Tensor, tor
 def _draw_torch(hp_ind, hp_mask, hp_radius, J, height, width) -> torch.Tensor:
     device = hp_ind.device
     B, slots = hp_ind.shape
-    out = torch.zeros(B * J * height * width, dtype=torch.float32, device=device)
+    total = B * J * height * width
+    out = torch.zeros(total + 1, dtype=torch.float32, device=device)  # + 1: where pixels off the map go
     sel = hp_mask.reshape(-1).nonzero().squeeze(1)
     if sel.numel() == 0:
-        return out.reshape(B, J, height, width)
+        return out[:total].view(B, J, height, width)
     ind = hp_ind.reshape(-1)[sel].long()
     radii = hp_radius.reshape(-1)[sel].long()
     maps = (sel // slots) * J + (sel % slots) % J
@@ -127,8 +128,7 @@ def _draw_torch(hp_ind, hp_mask, hp_radius, J, height, width) -> torch.Tensor:
         x = xs[group, None] + dx
         on_map = (y >= 0) & (y < height) & (x >= 0) & (x < width)
         flat = (maps[group, None] * height + y) * width + x
-        # Pixels off the map write 0 at index 0: a no-op for the max-merge into maps >= 0.
-        index_parts.append(torch.where(on_map, flat, 0).reshape(-1))
-        value_parts.append(torch.where(on_map, kernel, 0.0).reshape(-1))
+        index_parts.append(torch.where(on_map, flat, total).reshape(-1))
+        value_parts.append(kernel.expand(len(group), -1).reshape(-1))
     out.scatter_reduce_(0, torch.cat(index_parts), torch.cat(value_parts), reduce="amax", include_self=True)
-    return out.reshape(B, J, height, width)
+    return out[:total].view(B, J, height, width)

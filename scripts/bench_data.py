@@ -12,7 +12,8 @@ Three measurements, all on coco-mini train (the 36 annotated images), default au
    - centerpose ``input_format="float"`` (the original's CPU float path);
    - centerpose's default: the data module's ``input_format`` (``uint8``) and ``joint_heatmaps`` (``sparse``)
      + ``CenterPoseModule.on_after_batch_transfer`` (input finished, ``hm_hp`` drawn where the batch lands);
-   both with the data module's ``collate_samples``; in alternating rounds, samples/s counted from file to
+   - the same with ``joint_heatmaps="dense"`` (each sample draws and ships its (J, O, O) ``hm_hp``);
+   all with the data module's ``collate_samples``; in alternating rounds, samples/s counted from file to
    normalised float input (all rounds together, and the fastest round of each pipeline). Before timing, the
    original's and centerpose's inputs are compared for the same seeds (colour augmentation on).
 3. **Loader sweep**: centerpose's default path with ``num_workers`` 0, 1, 2, ... in images/s.
@@ -239,6 +240,11 @@ def main() -> None:
     flt = CocoPoseDataset(image_dir, ann, input_format="float")
     rows["centerpose input_format=float"] = (DataLoader(flt, batch_size=BATCH, shuffle=True,
                                                         collate_fn=collate_samples), None)
+    if DEFAULTS["joint_heatmaps"] != "dense":  # what the sparse joint heatmaps improve on
+        dense = CocoPoseDataset(image_dir, ann, **{**DEFAULTS, "joint_heatmaps": "dense"})
+        rows["centerpose uint8 + dense hm_hp + device step"] = (DataLoader(dense, batch_size=BATCH, shuffle=True,
+                                                                           collate_fn=collate_samples),
+                                                                module.on_after_batch_transfer)
     u8o = CocoPoseDataset(image_dir, ann, **DEFAULTS)
     rows["centerpose uint8 + sparse hm_hp + device step"] = (DataLoader(u8o, batch_size=BATCH, shuffle=True,
                                                                       collate_fn=collate_samples),

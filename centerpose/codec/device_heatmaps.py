@@ -92,7 +92,8 @@ def _encoded_joints(hp_ind: np.ndarray, hp_mask: np.ndarray, hp_radius: np.ndarr
 def _draw_numpy(hp_ind, hp_mask, hp_radius, J, height, width) -> torch.Tensor:
     device = hp_ind.device
     cpu = [t.detach().cpu().numpy() for t in (hp_ind, hp_mask, hp_radius)]
-    out = torch.zeros((hp_ind.shape[0], J, height, width), dtype=torch.float32)
+    # numpy's allocation, as centerpose.data.photometric's CPU path: no fresh pages to fault in per batch
+    out = torch.from_numpy(np.zeros((hp_ind.shape[0], J, height, width), np.float32))
     maps, centres, radii = _encoded_joints(*cpu, J, width)
     draw_gaussians(out.numpy().reshape(-1, height, width), maps, centres, radii)
     return out.to(device)

@@ -4,13 +4,16 @@ Three measurements, all on coco-mini train (the 36 annotated images), default au
 
 1. **Stages** of one sample of centerpose's uint8 path (read, decode, annotations, geometry + warp,
    colour draws folded into the affine map, target encoding, collate, pin, the device-side
-   ``on_after_batch_transfer`` on this machine), and for contrast the float path's colour + normalise.
+   ``on_after_batch_transfer`` on this machine: the input, and the joint heatmaps drawn from the samples' sparse
+   targets), and for contrast the float path's colour + normalise.
 2. **End to end, side by side in one process**: a DataLoader (batch 8, ``num_workers=0``) over
    - the original's ``multi_pose`` dataset, imported at run time from ``--original-src`` (a checkout of
      xingyizhou/CenterNet; nothing of it is copied here), default collate;
    - centerpose ``input_format="float"`` (the original's CPU float path);
-   - centerpose ``input_format="uint8"`` + ``CenterPoseModule.on_after_batch_transfer`` (the default);
-   both with the data module's ``collate_samples``; in alternating rounds, samples/s counted from file to
+   - centerpose's default: the data module's ``input_format`` (``uint8``) and ``joint_heatmaps`` (``sparse``)
+     + ``CenterPoseModule.on_after_batch_transfer`` (input finished, ``hm_hp`` drawn where the batch lands);
+   - the same with ``joint_heatmaps="dense"`` (each sample draws and ships its (J, O, O) ``hm_hp``);
+   all with the data module's ``collate_samples``; in alternating rounds, samples/s counted from file to
    normalised float input (all rounds together, and the fastest round of each pipeline). Before timing, the
    original's and centerpose's inputs are compared for the same seeds (colour augmentation on).
 3. **Loader sweep**: centerpose's default path with ``num_workers`` 0, 1, 2, ... in images/s.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import io
 import os
 import random
@@ -44,16 +48,20 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from centerpose.codec.device_heatmaps import finish_joint_heatmaps
 from centerpose.codec.encode import encode_pose_targets
 from centerpose.data.collate import collate_samples
 from centerpose.data.augment import draw_train_geometry, sample_transforms, warp_image
 from centerpose.data.coco import CocoPoseDataset
-from centerpose.data.datamodule import worker_init
-from centerpose.data.photometric import sample_input
+from centerpose.data.datamodule import CocoPoseDataModule, worker_init
+from centerpose.data.photometric import finish_input, sample_input
 from centerpose.data.transforms import normalize
 from centerpose.training.module import CenterPoseModule
 
 BATCH = 8
+# What the data module builds its datasets with by default (the row and profile "centerpose default").
+DEFAULTS = {name: p.default for name, p in inspect.signature(CocoPoseDataModule).parameters.items()
+            if name in ("input_format", "joint_heatmaps")}
 clock = time.process_time  # CPU time of this process: robust to other load on a shared machine
 
 
@@ -135,7 +143,7 @@ def stage_profile(ds: CocoPoseDataset, module: CenterPoseModule, passes: int) ->
             t6 = clock()
             targets = encode_pose_targets(boxes, kpts, t_out, t_rot, flipped=geo.flipped, image_width=w, rot=geo.rot,
                                           output_size=ds.output_size, max_objs=ds.max_objs,
-                                          keypoints_spec=ds.keypoints)
+                                          keypoints_spec=ds.keypoints, joint_heatmaps=ds.joint_heatmaps)
             targets.pop("gt_det")
             t7 = clock()
             x = warped.astype(np.float32) / 255.0
@@ -158,10 +166,13 @@ def stage_profile(ds: CocoPoseDataset, module: CenterPoseModule, passes: int) ->
             if torch.cuda.is_available():
                 batch = {key: v.pin_memory() if isinstance(v, torch.Tensor) else v for key, v in batch.items()}
             t2 = clock()
-            module.on_after_batch_transfer(batch, 0)
+            finish_input(batch)  # the two calls of module.on_after_batch_transfer, timed apart
             t3 = clock()
+            finish_joint_heatmaps(batch)
+            t4 = clock()
             for name, dt in (("collate", t1 - t0), ("pin" if torch.cuda.is_available() else "pin (no CUDA: n/a)",
-                                                     t2 - t1), ("device step (on this CPU)", t3 - t2)):
+                                                     t2 - t1), ("device step: input (on this CPU)", t3 - t2),
+                             ("device step: draw hm_hp (on this CPU)", t4 - t3)):
                 t[name] += dt * len(samples) / ((len(samples) // BATCH) * BATCH)
     return {k: v / n for k, v in t.items()}
 
@@ -205,12 +216,13 @@ def main() -> None:
           f"{args.threads} thread(s); torch {torch.__version__}, cv2 {cv2.__version__}")
 
     # 1. stages
-    u8 = CocoPoseDataset(image_dir, ann, rng="per_sample", input_format="uint8")
+    u8 = CocoPoseDataset(image_dir, ann, rng="per_sample", **DEFAULTS)
     prof = stage_profile(u8, module, args.passes)
     path = ("read file", "decode JPEG", "annotations", "geometry + flip + warp", "colour draws + fold", "encode targets",
-            "collate", "pin" if torch.cuda.is_available() else "pin (no CUDA: n/a)", "device step (on this CPU)")
+            "collate", "pin" if torch.cuda.is_available() else "pin (no CUDA: n/a)", "device step: input (on this CPU)",
+            "device step: draw hm_hp (on this CPU)")
     total = sum(prof[k] for k in path)
-    print(f"\n## per-sample stages (CPU time), centerpose uint8 path ({len(u8)} images x {args.passes} passes)")
+    print(f"\n## per-sample stages (CPU time), centerpose default {DEFAULTS} ({len(u8)} images x {args.passes} passes)")
     for k in path:
         print(f"  {k:<42s} {1e3 * prof[k]:7.2f} ms  {100 * prof[k] / total:5.1f} %")
     print(f"  {'total':<42s} {1e3 * total:7.2f} ms  ({1 / total:.1f} samples per CPU-second)")
@@ -228,8 +240,13 @@ def main() -> None:
     flt = CocoPoseDataset(image_dir, ann, input_format="float")
     rows["centerpose input_format=float"] = (DataLoader(flt, batch_size=BATCH, shuffle=True,
                                                         collate_fn=collate_samples), None)
-    u8o = CocoPoseDataset(image_dir, ann, input_format="uint8")
-    rows["centerpose input_format=uint8 + device step"] = (DataLoader(u8o, batch_size=BATCH, shuffle=True,
+    if DEFAULTS["joint_heatmaps"] != "dense":  # what the sparse joint heatmaps improve on
+        dense = CocoPoseDataset(image_dir, ann, **{**DEFAULTS, "joint_heatmaps": "dense"})
+        rows["centerpose uint8 + dense hm_hp + device step"] = (DataLoader(dense, batch_size=BATCH, shuffle=True,
+                                                                           collate_fn=collate_samples),
+                                                                module.on_after_batch_transfer)
+    u8o = CocoPoseDataset(image_dir, ann, **DEFAULTS)
+    rows["centerpose uint8 + sparse hm_hp + device step"] = (DataLoader(u8o, batch_size=BATCH, shuffle=True,
                                                                       collate_fn=collate_samples),
                                                            module.on_after_batch_transfer)
     done: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
@@ -253,7 +270,7 @@ def main() -> None:
 
     # 3. loader sweep
     if args.workers:
-        print(f"\n## DataLoader sweep, centerpose default (uint8 + device step), batch {BATCH}")
+        print(f"\n## DataLoader sweep, centerpose default ({DEFAULTS} + device step), batch {BATCH}")
     for workers in args.workers:
         loader = DataLoader(u8o, batch_size=BATCH, shuffle=True, num_workers=workers, worker_init_fn=worker_init,
                             persistent_workers=workers > 0, collate_fn=collate_samples)

@@ -43,3 +43,12 @@ def test_odd_fields_fall_back_to_default_collate():
     samples[2]["ind"] = ro
     _assert_same(collate_samples(samples), default_collate(samples))
     assert collate_samples([1, 2]).tolist() == [1, 2]
+
+
+def test_worker_path_equals_default_collate(monkeypatch):
+    """Inside a DataLoader worker the arrays are stacked by torch (into shared memory), else by numpy."""
+    import centerpose.data.collate as collate
+
+    monkeypatch.setattr(collate, "get_worker_info", lambda: object())
+    samples = _samples()
+    _assert_same(collate.collate_samples(samples), default_collate(samples))

@@ -107,7 +107,7 @@ class CenterPoseCodec:
     # ------------------------------------------------------------------ encode
     def encode(self, boxes: np.ndarray, keypoints: np.ndarray, trans_output: np.ndarray,
                trans_output_rot: np.ndarray, *, flipped: bool = False, image_width: int | None = None,
-               rot: float = 0.0) -> dict[str, np.ndarray]:
+               rot: float = 0.0, joint_heatmaps: str = "dense") -> dict[str, np.ndarray]:
         """Targets of one sample (:func:`~centerpose.codec.encode.encode_pose_targets` with this codec's
         output size, ``max_objs``, skeleton and encode switches).
 
@@ -115,11 +115,13 @@ class CenterPoseCodec:
             boxes: (n, 4) float32 xyxy image boxes; keypoints: (n, J, 3) image (x, y, v).
             trans_output, trans_output_rot: (2, 3) image → output map affines, without / with rotation.
             flipped, image_width, rot: the sample's augmentation.
+            joint_heatmaps: "dense" draws ``hm_hp``; "sparse" returns ``hp_radius`` for
+                :func:`~centerpose.codec.device_heatmaps.draw_joint_heatmaps` to draw the batch's maps.
         """
         return encode_pose_targets(boxes, keypoints, trans_output, trans_output_rot, flipped=flipped,
                                    image_width=image_width, rot=rot, output_size=self.output_size,
                                    max_objs=self.max_objs, keypoints_spec=self.keypoints, dense_hp=self.dense_hp,
-                                   corrected_radius=self.corrected_radius)
+                                   corrected_radius=self.corrected_radius, joint_heatmaps=joint_heatmaps)
 
     # ------------------------------------------------------------------ decode
     def decode(self, heads: Mapping[str, Tensor], meta: Mapping[str, Any], *, scale: float = 1.0) -> Poses:

@@ -14,6 +14,9 @@ import numpy as np
 from centerpose.codec.gaussian import draw_gaussian, draw_gaussians, gaussian_kernel, radius_from_box
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
+#: How ``encode_pose_targets`` delivers the joint heatmaps: drawn (``hm_hp``) or as radii (``hp_radius``).
+JOINT_HEATMAPS = ("dense", "sparse")
+
 # The marker the original writes at zero-keypoint centres and over the whole hm when rotated.
 _IGNORE_PEAK = np.float32(0.9999)
 
@@ -35,7 +38,7 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
                         trans_output_rot: np.ndarray, *, flipped: bool = False, image_width: int | None = None,
                         rot: float = 0.0, output_size: int = 128, max_objs: int = 32,
                         keypoints_spec: KeypointSpec = COCO_PERSON, dense_hp: bool = False,
-                        corrected_radius: bool = False) -> dict[str, np.ndarray]:
+                        corrected_radius: bool = False, joint_heatmaps: str = "dense") -> dict[str, np.ndarray]:
     """Encode the people of one sample into the original's ``multi_pose`` targets.
 
     Args:
@@ -53,17 +56,25 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
         keypoints_spec: joint count and flip pairs.
         dense_hp: also produce ``dense_hps``/``dense_hps_mask`` (and drop ``hps``/``hps_mask``).
         corrected_radius: use CornerNet's corrected radius (QUIRK D1 improved; not parity).
+        joint_heatmaps: "dense" (default) draws ``hm_hp``; "sparse" returns ``hp_radius`` instead, from
+            which :func:`centerpose.codec.device_heatmaps.draw_joint_heatmaps` draws the same ``hm_hp`` for a
+            whole batch where it lands (a (J, O, O) float32 map is 1.1 MB per sample to allocate, draw,
+            collate and copy; its sparse form is N·J small ints).
 
     Returns:
         Dict of numpy arrays (every array starts at zero; slot k = person k, never compacted):
         ``hm`` (1, O, O) float32; ``wh``, ``reg`` (N, 2) float32; ``ind`` (N,) int64;
         ``reg_mask`` (N,) uint8; ``hps`` (N, 2J) float32 and ``hps_mask`` (N, 2J) uint8 (unless
         ``dense_hp``); ``hm_hp`` (J, O, O) float32; ``hp_offset`` (N·J, 2) float32; ``hp_ind``,
-        ``hp_mask`` (N·J,) int64; with ``dense_hp``, ``dense_hps``, ``dense_hps_mask``
+        ``hp_mask`` (N·J,) int64; with ``joint_heatmaps="sparse"`` ``hp_radius`` (N·J,) int16 (the
+        person's radius at each encoded joint slot, 0 elsewhere) instead of ``hm_hp``; with ``dense_hp``, ``dense_hps``, ``dense_hps_mask``
         (2J, O, O) float32; ``gt_det`` (n_enc, 40) float32 — per encoded person box
         ``ct ∓ wh/2``, 1, the J joints (x, y) and class 0; one zero row when nobody is encoded.
     """
     J, N, O = keypoints_spec.num_joints, max_objs, output_size
+    if joint_heatmaps not in JOINT_HEATMAPS:
+        raise ValueError(f"encode_pose_targets: joint_heatmaps must be one of {JOINT_HEATMAPS}, got {joint_heatmaps!r}")
+    sparse = joint_heatmaps == "sparse"
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, J, 3) if len(boxes) else np.zeros((0, J, 3), np.float32)
     if len(keypoints) != len(boxes):
@@ -91,7 +102,7 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
     ct = np.stack([(b[keep, 0] + b[keep, 2]) / 2, (b[keep, 1] + b[keep, 3]) / 2], axis=1).astype(np.float32)
     ct_int = ct.astype(np.int32)
 
-    out = _zeros(N, J, O)
+    out = _zeros(N, J, O, sparse)
     out["wh"][k_idx] = np.stack([w[keep], h[keep]], axis=1)
     out["ind"][k_idx] = ct_int[:, 1] * O + ct_int[:, 0]
     out["reg"][k_idx] = ct - ct_int
@@ -114,7 +125,10 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
     out["hp_offset"][flat] = kp_xy[pk, pj] - pt_int[pk, pj]
     out["hp_ind"][flat] = pt_int[pk, pj, 1] * O + pt_int[pk, pj, 0]
     out["hp_mask"][flat] = 1
-    draw_gaussians(out["hm_hp"], pj, pt_int[pk, pj], radius[pk])
+    if sparse:
+        out["hp_radius"][flat] = radius[pk]
+    else:
+        draw_gaussians(out["hm_hp"], pj, pt_int[pk, pj], radius[pk])
 
     if dense_hp:
         _encode_dense(out, ct_int, radius, kp_xy, on, has_kpts, J, O)
@@ -157,8 +171,8 @@ def affine_transform(points, matrix: np.ndarray) -> np.ndarray:
     return np.stack([x * m[0, 0] + y * m[0, 1] + m[0, 2], x * m[1, 0] + y * m[1, 1] + m[1, 2]], axis=-1).astype(np.float32)
 
 
-def _zeros(N: int, J: int, O: int) -> dict[str, np.ndarray]:
-    return {
+def _zeros(N: int, J: int, O: int, sparse: bool = False) -> dict[str, np.ndarray]:
+    out = {
         "hm": np.zeros((1, O, O), np.float32),
         "wh": np.zeros((N, 2), np.float32),
         "reg": np.zeros((N, 2), np.float32),
@@ -171,6 +185,10 @@ def _zeros(N: int, J: int, O: int) -> dict[str, np.ndarray]:
         "hp_ind": np.zeros((N * J,), np.int64),
         "hp_mask": np.zeros((N * J,), np.int64),
     }
+    if sparse:
+        del out["hm_hp"]
+        out["hp_radius"] = np.zeros((N * J,), np.int16)
+    return out
 
 
 def _encode_dense(out: dict[str, np.ndarray], ct_int: np.ndarray, radius: np.ndarray, kp_xy: np.ndarray,

@@ -75,6 +75,10 @@ class CocoPoseDataModule(pl.LightningDataModule):
             normalisation map per sample, finished on the device by the module's
             ``on_after_batch_transfer`` (:func:`centerpose.data.photometric.finish_input`); "float" — the
             original's CPU float path (see :class:`CocoPoseDataset`).
+        joint_heatmaps: "sparse" (default) — samples of both splits carry ``hp_radius`` instead of the (J, O, O)
+            ``hm_hp`` map, which the module's ``on_after_batch_transfer`` draws for the whole batch where it lands,
+            bit for bit the same (:mod:`centerpose.codec.device_heatmaps`); "dense" — samples carry ``hm_hp``
+            (the original's; for loops that read ``hm_hp`` from loader batches without the module's hook).
         synthetic: if given, ``root`` is filled with :func:`centerpose.data.synthetic.ensure_synthetic_coco`
             using these keyword arguments before loading (the package's embedded default dataset).
         preflight: check the annotation files and that every image exists before the datasets are built
@@ -103,6 +107,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
         report_dir: str | Path | None = None,
         input_format: str = "uint8",
         codec: Any | None = None,
+        joint_heatmaps: str = "sparse",
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -119,7 +124,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
             codec = CenterPoseCodec(keypoints, input_size, down_ratio, max_objs)
         self.codec = codec
         self.keypoints = codec.keypoints
-        self.common = dict(codec=codec, input_format=input_format)
+        self.common = dict(codec=codec, input_format=input_format, joint_heatmaps=joint_heatmaps)
         self.train_options = dict(train_options or {})
         self.synthetic = synthetic
         if on_bad_sample not in ("skip", "raise"):

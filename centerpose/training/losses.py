@@ -176,6 +176,10 @@ class PoseLoss(nn.Module):
         stacks = [outputs] if isinstance(outputs, Mapping) else list(outputs)
         if not stacks:
             raise ValueError("PoseLoss: outputs is empty")
+        if self.hm_hp and "hm_hp" not in batch and "hp_radius" in batch:
+            raise KeyError("PoseLoss: the batch has sparse joint heatmaps (hp_radius) but no hm_hp; finish it with "
+                           "centerpose.codec.device_heatmaps.finish_joint_heatmaps (CenterPoseModule's "
+                           "on_after_batch_transfer does) or build the data with joint_heatmaps='dense'")
         n = len(stacks)
         ref = stacks[0]["hm"]
         zero = ref.new_zeros(())

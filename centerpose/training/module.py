@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from centerpose.codec.codec import CenterPoseCodec, DecodeOptions
+from centerpose.codec.device_heatmaps import finish_joint_heatmaps
 from centerpose.codec.pipeline import stack_with_mirrors
 from centerpose.codec.poses import Poses
 from centerpose.checkpoints import format as checkpoint_format
@@ -116,8 +117,9 @@ class CenterPoseModule(pl.LightningModule):
         return loss, outputs
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # uint8 images + per-sample colour/normalisation maps -> float input, one batched op on the device.
-        return finish_input(batch) if isinstance(batch, dict) else batch
+        # uint8 images + per-sample colour/normalisation maps -> float input, one batched op on the device;
+        # sparse joint targets (hp_radius) -> the batch's hm_hp maps, drawn here instead of in the workers.
+        return finish_joint_heatmaps(finish_input(batch)) if isinstance(batch, dict) else batch
 
     def on_train_epoch_start(self) -> None:
         # Per-sample augmentation RNGs (CocoPoseDataset(rng="per_sample")) are seeded from the epoch; the

@@ -25,7 +25,7 @@ from centerpose.inference.predictor import Predictor, read_image
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-SMALL = ["experiment=quickstart", "+model.net.use_dcn=true", "model.net.head_conv=32"]
+SMALL = ["experiment=quickstart", "backbone_name=resnet18", "+model.net.use_dcn=true", "model.net.head_conv=32"]
 
 
 @pytest.fixture(scope="module")

@@ -80,12 +80,16 @@ def finish_joint_heatmaps(batch: dict[str, Any], num_joints: int | None = None, 
     return batch
 
 
+def _map_index(flat_slot, slots: int, J: int):
+    """Map index b·J + j of flat slot indices b·slots + person·J + j (numpy or torch; J divides slots)."""
+    return (flat_slot // slots) * J + flat_slot % J
+
+
 def _encoded_joints(hp_ind: np.ndarray, hp_mask: np.ndarray, hp_radius: np.ndarray, J: int, width: int):
     """(map index b·J + j, (x, y) centres, radii) of every encoded joint slot, numpy int64."""
-    slots = hp_ind.shape[1]
     sel = np.flatnonzero(hp_mask.reshape(-1))
     ind = hp_ind.reshape(-1)[sel].astype(np.int64)
-    maps = (sel // slots) * J + (sel % slots) % J
+    maps = _map_index(sel, hp_ind.shape[1], J)
     return maps, np.stack([ind % width, ind // width], axis=1), hp_radius.reshape(-1)[sel].astype(np.int64)
 
 
@@ -118,7 +122,7 @@ def _draw_torch(hp_ind, hp_mask, hp_radius, J, height, width) -> torch.Tensor:
         return out[:total].view(B, J, height, width)
     ind = hp_ind.reshape(-1)[sel].long()
     radii = hp_radius.reshape(-1)[sel].long()
-    maps = (sel // slots) * J + (sel % slots) % J
+    maps = _map_index(sel, slots, J)
     ys, xs = ind // width, ind % width
     order = torch.argsort(radii)
     values, counts = torch.unique_consecutive(radii[order], return_counts=True)

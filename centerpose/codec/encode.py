@@ -172,7 +172,10 @@ def affine_transform(points, matrix: np.ndarray) -> np.ndarray:
 
 
 def _zeros(N: int, J: int, O: int, sparse: bool = False) -> dict[str, np.ndarray]:
-    out = {
+    # sparse: the joint heatmaps travel as per-slot radii, so the (J, O, O) map is never allocated
+    joint_maps = ({"hp_radius": np.zeros((N * J,), np.int16)} if sparse
+                  else {"hm_hp": np.zeros((J, O, O), np.float32)})
+    return {
         "hm": np.zeros((1, O, O), np.float32),
         "wh": np.zeros((N, 2), np.float32),
         "reg": np.zeros((N, 2), np.float32),
@@ -180,15 +183,11 @@ def _zeros(N: int, J: int, O: int, sparse: bool = False) -> dict[str, np.ndarray
         "reg_mask": np.zeros((N,), np.uint8),
         "hps": np.zeros((N, 2 * J), np.float32),
         "hps_mask": np.zeros((N, 2 * J), np.uint8),
-        "hm_hp": np.zeros((J, O, O), np.float32),
+        **joint_maps,
         "hp_offset": np.zeros((N * J, 2), np.float32),
         "hp_ind": np.zeros((N * J,), np.int64),
         "hp_mask": np.zeros((N * J,), np.int64),
     }
-    if sparse:
-        del out["hm_hp"]
-        out["hp_radius"] = np.zeros((N * J,), np.int16)
-    return out
 
 
 def _encode_dense(out: dict[str, np.ndarray], ct_int: np.ndarray, radius: np.ndarray, kp_xy: np.ndarray,

@@ -19,7 +19,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from centerpose.codec.codec import CenterPoseCodec
-from centerpose.codec.encode import coco_boxes_to_xyxy
+from centerpose.codec.encode import JOINT_HEATMAPS, coco_boxes_to_xyxy
 from centerpose.data.bad_samples import get_or_replace
 from centerpose.data.image_io import BadImageError, read_image_checked, with_image_id
 from centerpose.data.augment import (Geometry, SampleRngs, center_geometry, draw_train_geometry,
@@ -107,8 +107,8 @@ class CocoPoseDataset(Dataset):
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
         if input_format not in ("float", "uint8"):
             raise ValueError(f"input_format must be 'float' or 'uint8', got {input_format!r}")
-        if joint_heatmaps not in ("dense", "sparse"):
-            raise ValueError(f"joint_heatmaps must be 'dense' or 'sparse', got {joint_heatmaps!r}")
+        if joint_heatmaps not in JOINT_HEATMAPS:
+            raise ValueError(f"joint_heatmaps must be one of {JOINT_HEATMAPS}, got {joint_heatmaps!r}")
         self.joint_heatmaps = joint_heatmaps
         if codec is None:
             if input_size % down_ratio:

@@ -77,6 +77,14 @@ def compose(config_name: str = "train", overrides: list[str] | None = None,
     return cfg
 
 
+def experiment_network(name: str, overrides: list[str] | None = None):
+    """The network ``python -m centerpose.train experiment=<name>`` builds (its composed ``model.net``), with
+    random weights: benchmarks measure the recipe's network without restating its options."""
+    from hydra.utils import instantiate
+
+    return instantiate(compose("train", [f"experiment={name}", *(overrides or [])]).model.net)
+
+
 def resolved_config(cfg: DictConfig) -> dict:
     """The run's config as plain containers, interpolations resolved, without Hydra's own node."""
     return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]

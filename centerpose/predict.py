@@ -114,7 +114,7 @@ def predict(cfg: DictConfig) -> Path:
     elif cfg.ckpt_path:
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
                                               flip_test=cfg.flip_test, keep_res=cfg.keep_res,
-                                              score_thresh=cfg.score_thresh)
+                                              score_thresh=cfg.score_thresh, snap=cfg.snap, rescore=cfg.rescore)
     else:
         raise ValueError("predict needs ckpt_path=<checkpoint> or model=<exported .onnx file>")
     tracker = FrameTracker(cfg, predictor) if cfg.get("track") else None

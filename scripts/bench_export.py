@@ -17,21 +17,23 @@ import argparse
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from centerpose.config import experiment_network
 from centerpose.export import export_onnx
 from centerpose.models import build_model
 
-#: name -> (build_model kwargs, input side): DLA-34 and ResNet-50 at the zoo's 512, the quickstart's network
-#: (configs/experiment/quickstart.yaml) at 256, and the ResNet-18 the quickstart used before it.
+#: name -> (network builder, input side): DLA-34 and ResNet-50 at the zoo's 512, the quickstart's network
+#: (as configs/experiment/quickstart.yaml builds it) at 256, and the ResNet-18 the quickstart used before it.
 MODELS = {
-    "dla34": (dict(backbone="dla34"), 512),
-    "resnet50": (dict(backbone="res_50"), 512),
-    "quickstart": (dict(backbone="regnetx_002", head_conv=32), 256),
-    "resnet18": (dict(backbone="resnet18", head_conv=64), 256),
+    "dla34": (partial(build_model, "dla34"), 512),
+    "resnet50": (partial(build_model, "res_50"), 512),
+    "quickstart": (partial(experiment_network, "quickstart"), 256),
+    "resnet18": (partial(build_model, "resnet18", head_conv=64), 256),
 }
 
 
@@ -78,9 +80,9 @@ def main() -> None:
     print("| model | input | PyTorch eager CPU | onnxruntime CPU | ratio | onnxruntime CUDA | TensorRT fp16 |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
-        kwargs, side = MODELS[name]
+        build, side = MODELS[name]
         torch.manual_seed(0)
-        net = build_model(**kwargs).eval()
+        net = build().eval()
         x = torch.randn(1, 3, side, side)
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(net, Path(tmp) / f"{name}.onnx", input_hw=(side, side), check=False)

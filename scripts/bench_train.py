@@ -11,8 +11,8 @@ module's ``on_after_batch_transfer`` (device-side photometrics), the network, ``
 and Adam. Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA, else the peak resident set
 size above the level before the variant (sampled every 5 ms).
 
-Models: ``dla34`` (DLA-34 + DCN neck, 512², coco-mini train), ``quickstart`` (RegNetX-200MF, 32-wide
-heads, 256², the embedded synthetic set, as ``experiment=quickstart``) and ``resnet18`` (64-wide heads,
+Models: ``dla34`` (DLA-34 + DCN neck, 512², coco-mini train), ``quickstart`` (the network of
+``experiment=quickstart``, 256², the embedded synthetic set) and ``resnet18`` (64-wide heads,
 256², the same data: the quickstart's network before it).
 
 Usage:
@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from centerpose.config import experiment_network
 from centerpose.data.coco import CocoPoseDataset
 from centerpose.data.collate import collate_samples
 from centerpose.data.datamodule import worker_init
@@ -79,7 +80,7 @@ def model_and_data(name: str, root: Path, batch: int, workers: int):
         ds = CocoPoseDataset(root / "train2017", root / "annotations" / "person_keypoints_train2017.json",
                              input_size=512, input_format="uint8", rng="per_sample")
     elif name in ("quickstart", "resnet18"):
-        net = build_model("regnetx_002", head_conv=32) if name == "quickstart" else build_model("resnet18", head_conv=64)
+        net = experiment_network("quickstart") if name == "quickstart" else build_model("resnet18", head_conv=64)
         syn = ensure_synthetic_coco(Path(tempfile.gettempdir()) / "centerpose_bench_synthetic", num_train=64,
                                     num_val=16, image_size=[256, 256], seed=0)
         ds = CocoPoseDataset(syn / "train2017", syn / "annotations" / "person_keypoints_train2017.json",

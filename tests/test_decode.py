@@ -97,6 +97,49 @@ def test_only_nearest_candidate_is_tested_unless_improved():
     assert _joint0(decode(heads, K=5, snap="nearest_valid")) == pytest.approx((5.0, 10.0))
 
 
+def test_weighted_snap_prefers_a_strong_peak_over_a_weak_nearer_one():
+    # Box 30 x 30 → limit 9 cells, proximity sigma 7.5; regressed joint at (12, 10).
+    heads = _one_person(0.15, (13, 10), wh=(30.0, 30.0))  # weak, 1 cell away
+    heads["hm_hp"][0, 0, 10, 16] = 0.9  # strong, 4 cells away: 0.9 * exp(-0.5 (4/7.5)^2) = 0.78 > 0.15
+    assert _joint0(decode(heads, K=5)) == pytest.approx((13.0, 10.0))
+    assert _joint0(decode(heads, K=5, snap="weighted")) == pytest.approx((16.0, 10.0))
+    heads["hm_hp"][0, 0, 10, 16] = 0.16  # barely stronger but farther: proximity wins
+    assert _joint0(decode(heads, K=5, snap="weighted")) == pytest.approx((13.0, 10.0))
+    # the tests of the other modes still hold: a strong peak beyond the limit is never taken
+    heads = _one_person(0.9, (22, 10), wh=(30.0, 30.0))
+    assert _joint0(decode(heads, K=5, snap="weighted")) == pytest.approx((12.0, 10.0))
+
+
+def test_rescore_ranks_people_by_centre_times_joint_scores():
+    heads = {k: torch.zeros_like(v) for k, v in _heads(j=2).items()}
+    heads["hm"][0, 0, 5, 5], heads["hm"][0, 0, 20, 20] = 0.9, 0.6
+    heads["wh"][0, :, 5, 5] = heads["wh"][0, :, 20, 20] = 8.0
+    heads["hm_hp"][0, :, 5, 5] = 0.2  # the stronger centre's joints sit on weak heat
+    heads["hm_hp"][0, :, 20, 20] = 0.8
+    plain = decode(heads, K=4)
+    dets, kp = decode(heads, K=4, rescore=True, return_kp_scores=True)
+    assert float(plain[0, 0, 4]) == pytest.approx(0.9)
+    assert float(dets[0, 0, 4]) == pytest.approx(0.6 * 0.8) and float(dets[0, 1, 4]) == pytest.approx(0.9 * 0.2)
+    assert dets[0, 0, :4].tolist() == pytest.approx([16, 16, 24, 24])  # rows move whole
+    assert dets[0, 0, 5:9].tolist() == pytest.approx([20, 20, 20, 20])
+    assert kp[0, 0].tolist() == pytest.approx([0.8, 0.8])
+    assert (dets[0, :, 4].diff() <= 0).all()
+
+
+def test_per_joint_offsets_place_joints_that_share_a_cell_apart():
+    heads = {k: torch.zeros_like(v) for k, v in _heads(j=2).items()}
+    heads["hm"][0, 0, 10, 10] = 0.9
+    heads["wh"][0, :, 10, 10] = 10.0
+    heads["hps"][0, :, 10, 10] = 2.0  # both joints regressed to (12, 12)
+    heads["hm_hp"][0, :, 12, 12] = 0.8  # both peaks in cell (12, 12)
+    heads["hp_offset"] = torch.zeros(1, 4, H, W)
+    heads["hp_offset"][0, :, 12, 12] = torch.tensor([0.25, 0.5, 0.75, 0.125])  # joint 0's pair, joint 1's
+    dets = decode(heads, K=3)
+    assert dets[0, 0, 5:9].tolist() == pytest.approx([12.25, 12.5, 12.75, 12.125])
+    shared = decode(dict(heads, hp_offset=heads["hp_offset"][:, :2]), K=3)
+    assert shared[0, 0, 5:9].tolist() == pytest.approx([12.25, 12.5, 12.25, 12.5])
+
+
 def test_kp_scores_are_heatmap_values_at_final_joint():
     heads = _one_person(0.5, (13, 11))
     dets, kp = decode(heads, K=5, return_kp_scores=True)

@@ -92,6 +92,29 @@ def test_single_person_targets():
     np.testing.assert_allclose(t["gt_det"][0, 5 + 32:5 + 34], [150, 50])
 
 
+def test_sigma_joint_radius_scales_each_blob_by_its_oks_sigma():
+    box, kp = person([100, 120, 228, 376], {0: (164, 130), 11: (150, 250)})  # nose and left hip
+    r = int(radius_from_box(np.float32([64]), np.float32([32]))[0])
+    box_t = encode([(box, kp)])
+    sigma_t = encode([(box, kp)], joint_radius="sigma")
+    nose_r = int(np.rint(r * 0.026 / 0.107))
+    assert ((box_t["hm_hp"][0] > 0).sum(), (box_t["hm_hp"][11] > 0).sum()) == ((2 * r + 1) ** 2,) * 2
+    assert (sigma_t["hm_hp"][0] > 0).sum() == (2 * nose_r + 1) ** 2  # face joints: sharper blobs
+    np.testing.assert_array_equal(sigma_t["hm_hp"][11], box_t["hm_hp"][11])  # the widest joint keeps r
+    for key in ("hm", "hps", "hp_offset", "hp_ind", "hp_mask"):  # only the joint heatmaps change
+        np.testing.assert_array_equal(sigma_t[key], box_t[key])
+    sparse = encode([(box, kp)], joint_radius="sigma", joint_heatmaps="sparse")
+    assert sparse["hp_radius"][[0, 11]].tolist() == [nose_r, r]
+    # small people keep at least a 3 x 3 blob; a spec without sigmas keeps the box radius everywhere
+    tiny = encode([person([100, 120, 112, 140], {0: (105, 125)})], joint_radius="sigma", joint_heatmaps="sparse")
+    assert tiny["hp_radius"][0] == 1
+    plain = encode([(np.float32([100, 120, 228, 376]), np.zeros((5, 3), np.float32) + [[150, 250, 2]])],
+                   keypoints_spec=HAND5, joint_radius="sigma", joint_heatmaps="sparse")
+    assert plain["hp_radius"][:5].tolist() == [r] * 5
+    with pytest.raises(ValueError, match="joint_radius"):
+        encode([(box, kp)], joint_radius="wide")
+
+
 def test_flip_swaps_left_and_right_joints_via_spec():
     box, kp = person([100, 100, 200, 300], {1: (120, 110), 15: (150, 290)})
     plain = encode([(box, kp)])

@@ -25,7 +25,8 @@ from centerpose.inference.predictor import Predictor, read_image
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-SMALL = ["experiment=quickstart", "backbone_name=resnet18", "+model.net.use_dcn=true", "model.net.head_conv=32"]
+SMALL = ["experiment=quickstart", "backbone_name=resnet18", "model.net.neck=null", "+model.net.use_dcn=true",
+         "model.net.head_conv=32", "model.net.joint_offsets=shared"]
 
 
 @pytest.fixture(scope="module")

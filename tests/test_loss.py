@@ -102,3 +102,38 @@ def test_regression_losses_and_gather():
     assert float(reg_weighted_l1_loss(out, wmask, ind, target)) == pytest.approx(8 / (8 + 1e-4))
     with pytest.raises(ValueError):
         PoseLoss(reg_loss="l2")
+
+
+def _two_joints_in_one_cell_batch() -> dict[str, torch.Tensor]:
+    """One person whose nose (4.25, 6.5) and left eye (4.75, 6.25) share output cell (4, 6) of an 8 x 8 map."""
+    from centerpose.codec.encode import encode_pose_targets
+
+    kp = np.zeros((1, 17, 3), np.float32)
+    kp[0, 0], kp[0, 1], kp[0, 11] = (4.25, 6.5, 2), (4.75, 6.25, 2), (3.5, 3.5, 2)
+    eye = np.eye(2, 3, dtype=np.float32)
+    t = encode_pose_targets(np.float32([[1, 1, 7, 7]]), kp, eye, eye, output_size=8, max_objs=2)
+    return {k: torch.from_numpy(v).unsqueeze(0) for k, v in t.items() if k != "gt_det"}
+
+
+def test_per_joint_offsets_read_each_slots_own_joint():
+    batch = _two_joints_in_one_cell_batch()
+    gen = torch.Generator().manual_seed(0)
+    shared = {"hm": torch.randn(1, 1, 8, 8, generator=gen), "wh": torch.randn(1, 2, 8, 8, generator=gen),
+              "reg": torch.randn(1, 2, 8, 8, generator=gen), "hps": torch.randn(1, 34, 8, 8, generator=gen),
+              "hm_hp": torch.randn(1, 17, 8, 8, generator=gen), "hp_offset": torch.rand(1, 2, 8, 8, generator=gen)}
+    # every joint's pair a copy of the shared map: the same loss
+    copies = dict(shared, hp_offset=shared["hp_offset"].repeat(1, 17, 1, 1))
+    _, a = PoseLoss()(shared, batch)
+    _, b = PoseLoss()(copies, batch)
+    assert float(b["hp_offset_loss"]) == pytest.approx(float(a["hp_offset_loss"]), rel=1e-6)
+    # each joint's own pair set to its target: zero loss, which one shared pair cannot reach for the two
+    exact = torch.zeros(1, 34, 8, 8)
+    for j, (x, y) in {0: (4.25, 6.5), 1: (4.75, 6.25), 11: (3.5, 3.5)}.items():
+        exact[0, 2 * j:2 * j + 2, int(y), int(x)] = torch.tensor([x % 1, y % 1])
+    _, c = PoseLoss()(dict(shared, hp_offset=exact), batch)
+    assert float(c["hp_offset_loss"]) == 0.0
+    best_shared = shared["hp_offset"].clone()
+    best_shared[0, :, 6, 4] = torch.tensor([0.5, 0.375])  # the midpoint of the nose's and the eye's offsets
+    best_shared[0, :, 3, 3] = 0.5
+    _, d = PoseLoss()(dict(shared, hp_offset=best_shared), batch)
+    assert float(d["hp_offset_loss"]) > 0.05

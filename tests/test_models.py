@@ -11,7 +11,7 @@ from torchvision.ops import deform_conv2d
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.models import DCN, build_model, pose_heads
 from centerpose.models.heads import HM_BIAS
-from centerpose.models.necks import DLAUpNeck, bilinear_kernel
+from centerpose.models.necks import DLAUpNeck, FPNNeck, bilinear_kernel
 
 BACKBONES = ["dla34", "resnet18", "resnet50", "hrnet_w18", "convnext_nano", "mobilenetv3_large_100",
              "efficientnet_b0"]
@@ -45,6 +45,10 @@ def test_pose_heads_order_and_options():
     assert pose_heads(hm_hp=False) == {"hm": 1, "wh": 2, "hps": 34, "reg": 2}
     assert "reg" not in pose_heads(reg_offset=False)
     assert "hp_offset" not in pose_heads(reg_hp_offset=False)
+    assert pose_heads(five, joint_offsets="per_joint")["hp_offset"] == 10
+    assert build_model("resnet18", joint_offsets="per_joint", head_conv=8).heads.hp_offset[-1].out_channels == 34
+    with pytest.raises(ValueError, match="joint_offsets"):
+        pose_heads(joint_offsets="each")
 
 
 def test_custom_heads_and_keypoints():
@@ -128,6 +132,29 @@ def test_unknown_backbone_lists_choices():
 def test_neck_rejects_non_doubling_strides():
     with pytest.raises(ValueError, match="strides double"):
         DLAUpNeck([64, 128, 256], [4, 8, 32])
+    with pytest.raises(ValueError, match="strides double"):
+        FPNNeck([64, 128, 256], [4, 8, 32])
+
+
+def test_fpn_neck_for_timm_backbones():
+    net = build_model("regnetx_002", neck="fpn", neck_width=48, head_conv=32)
+    assert isinstance(net.neck, FPNNeck) and net.neck.out_channels == 48
+    assert net.heads.hm[0].in_channels == 48  # heads sized from the neck
+    out = net(torch.randn(2, 3, 128, 128))[-1]
+    assert out["hm_hp"].shape == (2, 17, 32, 32)
+    # (a random projection: the mean of a batch-normalised map has no gradient)
+    sum((o * torch.randn_like(o)).sum() for o in out.values()).backward()
+    # every level feeds the output: the deepest stage gets a gradient (at its blocks' last BN: RegNet starts
+    # each residual branch at zero)
+    assert net.backbone.body.s4.b1.conv3.bn.weight.grad.abs().sum() > 0
+    assert isinstance(build_model("regnetx_002").neck, DLAUpNeck)  # the default is unchanged
+    assert isinstance(build_model("dla34", neck="fpn", head_conv=8).neck, FPNNeck)  # DCNs only when asked
+    with pytest.raises(ValueError, match="unknown neck 'bifpn'"):
+        build_model("regnetx_002", neck="bifpn")
+    with pytest.raises(ValueError, match="no DCN variant"):
+        build_model("regnetx_002", neck="fpn", use_dcn=True)
+    with pytest.raises(ValueError, match=r"strides \[32\].*model.net.neck=null"):
+        build_model("res_50", neck="fpn")
 
 
 def test_pretrained_file(tmp_path):

@@ -53,4 +53,9 @@ def test_train_ends_with_validated_final_weights_and_a_summary(synthetic_root, t
     for text in ("kp AP", "box AP", "images/s", "checkpoints:", "python -m centerpose.evaluate ckpt_path=",
                  "python -m centerpose.predict ckpt_path="):
         assert text in out, text
+    # the printed commands decode as validation did (the quickstart's weighted snap and rescoring)
+    evaluate_line = next(line for line in out.splitlines() if "centerpose.evaluate" in line)
+    predict_line = next(line for line in out.splitlines() if "centerpose.predict" in line)
+    assert "test.snap=weighted test.rescore=true" in evaluate_line
+    assert predict_line.endswith("keep_res=false snap=weighted rescore=true")
     assert "litlogger" not in out

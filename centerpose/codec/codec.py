@@ -14,8 +14,8 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from torch import Tensor
 
-from centerpose.codec.decode import SnapMode, TieBreak
-from centerpose.codec.encode import encode_pose_targets
+from centerpose.codec.decode import SNAP_MODES, SnapMode, TieBreak
+from centerpose.codec.encode import JOINT_RADII, encode_pose_targets
 from centerpose.codec.pipeline import head_probabilities, probabilities_to_image
 from centerpose.codec.poses import Poses
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
@@ -35,7 +35,9 @@ class DecodeOptions:
             merge always uses the plain sigmoid, as the original's detector.
         fix_flip_offset: exact mirror of the x offsets in the flip merge (QUIRK E11; off = the original).
         tie_break: ``topk`` (the original's order on CPU) or ``stable`` (equal scores by cell index, E10).
-        snap: ``nearest`` (the original, E9) or ``nearest_valid`` joint snapping.
+        snap: ``nearest`` (the original, E9), ``nearest_valid`` or ``weighted`` joint snapping (see
+            :func:`~centerpose.codec.decode.decode`).
+        rescore: rank people by centre score x mean joint score (off = the original's centre score).
     """
 
     K: int = 100
@@ -44,9 +46,10 @@ class DecodeOptions:
     fix_flip_offset: bool = False
     tie_break: TieBreak = "topk"
     snap: SnapMode = "nearest"
+    rescore: bool = False
 
     def __post_init__(self) -> None:
-        choices = {"sigmoid": ("plain", "clamp"), "tie_break": ("topk", "stable"), "snap": ("nearest", "nearest_valid")}
+        choices = {"sigmoid": ("plain", "clamp"), "tie_break": ("topk", "stable"), "snap": SNAP_MODES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"DecodeOptions: {name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -68,17 +71,22 @@ class CenterPoseCodec:
         max_objs: N, people encoded per image (the rest are dropped, QUIRK D9).
         dense_hp: encode ``dense_hps``/``dense_hps_mask`` instead of ``hps``/``hps_mask``.
         corrected_radius: CornerNet's corrected Gaussian radius (QUIRK D1 improved; not parity).
+        joint_radius: ``box`` (the original: each joint blob has its person's radius, QUIRK D2) or ``sigma``
+            (scaled by the joint's OKS sigma: sharper blobs where keypoint AP is strictest; not parity).
         decode: :class:`DecodeOptions` (or a mapping of them).
     """
 
     def __init__(self, keypoints: KeypointSpec = COCO_PERSON, input_size: int = 512, down_ratio: int = 4,
                  max_objs: int = 32, dense_hp: bool = False, corrected_radius: bool = False,
-                 decode: DecodeOptions | Mapping[str, Any] | None = None) -> None:
+                 joint_radius: str = "box", decode: DecodeOptions | Mapping[str, Any] | None = None) -> None:
         if int(down_ratio) < 1 or int(input_size) % int(down_ratio):
             raise ValueError(f"CenterPoseCodec: input_size {input_size} is not a multiple of down_ratio {down_ratio}")
         self.keypoints = keypoints
         self.input_size, self.down_ratio, self.max_objs = int(input_size), int(down_ratio), int(max_objs)
         self.dense_hp, self.corrected_radius = bool(dense_hp), bool(corrected_radius)
+        if joint_radius not in JOINT_RADII:
+            raise ValueError(f"CenterPoseCodec: joint_radius must be one of {JOINT_RADII}, got {joint_radius!r}")
+        self.joint_radius = joint_radius
         if decode is None:
             decode = DecodeOptions()
         elif not isinstance(decode, DecodeOptions):
@@ -95,14 +103,15 @@ class CenterPoseCodec:
         option_names = {f.name for f in dataclasses.fields(DecodeOptions)}
         options = self.options.replace(**{k: v for k, v in changes.items() if k in option_names})
         args = dict(keypoints=self.keypoints, input_size=self.input_size, down_ratio=self.down_ratio,
-                    max_objs=self.max_objs, dense_hp=self.dense_hp, corrected_radius=self.corrected_radius)
+                    max_objs=self.max_objs, dense_hp=self.dense_hp, corrected_radius=self.corrected_radius,
+                    joint_radius=self.joint_radius)
         args.update({"decode": options, **{k: v for k, v in changes.items() if k not in option_names}})
         return CenterPoseCodec(**args)
 
     def __repr__(self) -> str:
         return (f"CenterPoseCodec(J={self.keypoints.num_joints}, input_size={self.input_size}, "
                 f"down_ratio={self.down_ratio}, max_objs={self.max_objs}, dense_hp={self.dense_hp}, "
-                f"corrected_radius={self.corrected_radius}, {self.options})")
+                f"corrected_radius={self.corrected_radius}, joint_radius={self.joint_radius!r}, {self.options})")
 
     # ------------------------------------------------------------------ encode
     def encode(self, boxes: np.ndarray, keypoints: np.ndarray, trans_output: np.ndarray,
@@ -121,7 +130,8 @@ class CenterPoseCodec:
         return encode_pose_targets(boxes, keypoints, trans_output, trans_output_rot, flipped=flipped,
                                    image_width=image_width, rot=rot, output_size=self.output_size,
                                    max_objs=self.max_objs, keypoints_spec=self.keypoints, dense_hp=self.dense_hp,
-                                   corrected_radius=self.corrected_radius, joint_heatmaps=joint_heatmaps)
+                                   corrected_radius=self.corrected_radius, joint_heatmaps=joint_heatmaps,
+                                   joint_radius=self.joint_radius)
 
     # ------------------------------------------------------------------ decode
     def decode(self, heads: Mapping[str, Tensor], meta: Mapping[str, Any], *, scale: float = 1.0) -> Poses:
@@ -153,5 +163,5 @@ class CenterPoseCodec:
         the ground-truth heads of :func:`~centerpose.codec.oracle.oracle_outputs`); see :meth:`decode`."""
         o = self.options
         rows, kp_scores = probabilities_to_image(probs, meta["c"], meta["s"], K=o.K, tie_break=o.tie_break,
-                                                 snap=o.snap, scale=scale)
+                                                 snap=o.snap, rescore=o.rescore, scale=scale)
         return Poses.from_rows(rows, kp_scores)

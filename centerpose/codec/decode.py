@@ -15,12 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from centerpose.codec.ops import clamped_sigmoid, gather_feat
+from centerpose.codec.ops import clamped_sigmoid, gather_feat, joint_offset_map
 
 __all__ = ["sigmoid_outputs", "heatmap_nms", "topk_detections", "topk_per_channel", "decode"]
 
 TieBreak = Literal["topk", "stable"]
-SnapMode = Literal["nearest", "nearest_valid"]
+SnapMode = Literal["nearest", "nearest_valid", "weighted"]
+SNAP_MODES: tuple[str, ...] = ("nearest", "nearest_valid", "weighted")
+# "weighted" snapping: a candidate's proximity weight falls as a Gaussian of its distance from the regressed
+# joint, this fraction of the person's longer box side (the hard limit stays 0.3 of it).
+_SNAP_PROXIMITY = 0.25
 
 
 def sigmoid_outputs(outputs: Mapping[str, Tensor], clamp: bool = False) -> dict[str, Tensor]:
@@ -118,7 +122,7 @@ def _snap(kps: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, 
 
     Args:
         kps: (B, K, J, 2) regressed joints. bboxes: (B, K, 4). hm_hp: (B, J, H, W) probabilities.
-        hp_offset: (B, 2, H, W) or None.
+        hp_offset: (B, 2, H, W) shared or (B, 2J, H, W) per-joint offsets, or None.
 
     Returns:
         (B, K, J, 2) final joints.
@@ -126,7 +130,8 @@ def _snap(kps: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, 
     b, j = hm_hp.shape[:2]
     cand_score, cand_ind, cand_y, cand_x = topk_per_channel(heatmap_nms(hm_hp), k, tie_break)  # (B, J, Kc)
     if hp_offset is not None:
-        off = gather_feat(hp_offset, cand_ind.reshape(b, j * k)).reshape(b, j, k, 2)
+        joint = torch.arange(j * k, device=cand_ind.device) // k  # candidates are joint-major
+        off = gather_feat(*joint_offset_map(hp_offset, cand_ind.reshape(b, j * k), joint)).reshape(b, j, k, 2)
         cand_x = cand_x + off[..., 0]
         cand_y = cand_y + off[..., 1]
     else:
@@ -147,15 +152,22 @@ def _snap(kps: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, 
 
     left, top, right, bottom = (bboxes[..., i].reshape(b, 1, k, 1) for i in range(4))  # (B, 1, Kd, 1)
     limit = torch.max(bottom - top, right - left) * 0.3
-    if snap == "nearest_valid":
-        # Improved E9: the nearest candidate that passes every test, not just the nearest one.
+    if snap not in SNAP_MODES:
+        raise ValueError(f"decode: snap must be one of {SNAP_MODES}, got {snap!r}")
+    rank = dist  # the candidate with the lowest rank is tested
+    if snap != "nearest":
+        # Improved E9: only candidates that pass every test compete, not just the nearest one.
         cx, cy = cand[..., 0].unsqueeze(2), cand[..., 1].unsqueeze(2)  # (B, J, 1, Kc)
         valid = ((cx >= left) & (cx <= right) & (cy >= top) & (cy <= bottom)
                  & (cand_score.unsqueeze(2) >= thresh) & (dist <= limit))
-        dist = torch.where(valid, dist, torch.full_like(dist, float("inf")))
-    elif snap != "nearest":
-        raise ValueError(f"decode: snap must be 'nearest' or 'nearest_valid', got {snap!r}")
-    min_dist, min_ind = dist.min(dim=3)  # first index on ties, like the original
+        if snap == "weighted":
+            # A poorly regressed joint often lies nearer a wrong weak peak than the strong right one:
+            # rank by heat x proximity instead of distance alone.
+            sigma = limit * (_SNAP_PROXIMITY / 0.3)
+            rank = -cand_score.unsqueeze(2) * torch.exp(-0.5 * (dist / sigma) ** 2)
+        rank = torch.where(valid, rank, torch.full_like(rank, float("inf")))
+    min_ind = rank.min(dim=3).indices  # first index on ties, like the original
+    min_dist = dist.gather(3, min_ind.unsqueeze(3)).squeeze(3)
     best_score = cand_score.gather(2, min_ind)  # (B, J, Kd)
     best = cand.gather(2, min_ind.unsqueeze(-1).expand(-1, -1, -1, 2))  # (B, J, Kd, 2)
 
@@ -178,13 +190,13 @@ def _heat_at(hm_hp: Tensor, kps: Tensor) -> Tensor:
 
 @torch.no_grad()
 def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float = 0.1,
-           tie_break: TieBreak = "topk", snap: SnapMode = "nearest",
+           tie_break: TieBreak = "topk", snap: SnapMode = "nearest", rescore: bool = False,
            return_kp_scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Decode one stack's head outputs into K detections per image (``multi_pose_decode``).
 
     Heads used: ``hm`` (B, C, H, W) and ``hm_hp`` (B, J, H, W) as **probabilities**; ``hps`` (B, 2J, H, W),
     ``wh`` (B, 2, H, W); optional ``reg`` (B, 2, H, W) (absent: centre = cell + 0.5), ``hm_hp`` (absent: no
-    snapping) and ``hp_offset`` (B, 2, H, W) (absent: candidates at cell + 0.5). Boxes and joints are not
+    snapping) and ``hp_offset`` (B, 2, H, W), or (B, 2J, H, W) per joint (absent: candidates at cell + 0.5). Boxes and joints are not
     clipped (QUIRK E8).
 
     Args:
@@ -193,8 +205,12 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
         hm_hp_thresh: candidate threshold of the snapping step (0.1 in the original, hard-coded).
         tie_break: ``"topk"`` reproduces the original's torch.topk order on CPU (QUIRK E10);
             ``"stable"`` orders equal scores by ascending cell index, deterministically on every device.
-        snap: ``"nearest"`` (original: only the nearest candidate is tested, QUIRK E9) or
-            ``"nearest_valid"`` (the nearest candidate that passes the box, score and distance tests).
+        snap: ``"nearest"`` (original: only the nearest candidate is tested, QUIRK E9),
+            ``"nearest_valid"`` (the nearest candidate that passes the box, score and distance tests) or
+            ``"weighted"`` (of those, the one with the highest heat x Gaussian proximity).
+        rescore: a person's score becomes its centre score times the mean of its joint scores (below), and
+            the K people are re-sorted by it (off = the original: the centre heatmap alone ranks people, so
+            a confident centre with scattered joints outranks a well-found person for keypoint AP).
         return_kp_scores: also return per-joint scores (B, K, J): the ``hm_hp`` probability at the cell
             that holds the final joint (floor, clamped into the map), so snapped and regressed joints are
             scored alike; without ``hm_hp``, the detection score repeated.
@@ -233,7 +249,12 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
 
     dets = torch.cat([bboxes, scores.unsqueeze(2), kps.reshape(b, K, 2 * j),
                       classes.unsqueeze(2).to(heat.dtype)], dim=2)
-    if not return_kp_scores:
+    if not (return_kp_scores or rescore):
         return dets
     kp_scores = _heat_at(hm_hp, kps) if hm_hp is not None else scores.unsqueeze(2).expand(b, K, j)
-    return dets, kp_scores
+    if rescore:
+        dets[..., 4] = scores * kp_scores.mean(dim=2)
+        order = dets[..., 4].argsort(dim=1, descending=True, stable=True)  # (B, K)
+        dets = dets.gather(1, order.unsqueeze(2).expand_as(dets))
+        kp_scores = kp_scores.gather(1, order.unsqueeze(2).expand_as(kp_scores))
+    return (dets, kp_scores) if return_kp_scores else dets

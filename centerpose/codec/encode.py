@@ -16,6 +16,8 @@ from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 #: How ``encode_pose_targets`` delivers the joint heatmaps: drawn (``hm_hp``) or as radii (``hp_radius``).
 JOINT_HEATMAPS = ("dense", "sparse")
+#: How wide each joint's Gaussian is: the person's box radius ("box", QUIRK D2) or scaled by its OKS sigma.
+JOINT_RADII = ("box", "sigma")
 
 # The marker the original writes at zero-keypoint centres and over the whole hm when rotated.
 _IGNORE_PEAK = np.float32(0.9999)
@@ -38,7 +40,8 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
                         trans_output_rot: np.ndarray, *, flipped: bool = False, image_width: int | None = None,
                         rot: float = 0.0, output_size: int = 128, max_objs: int = 32,
                         keypoints_spec: KeypointSpec = COCO_PERSON, dense_hp: bool = False,
-                        corrected_radius: bool = False, joint_heatmaps: str = "dense") -> dict[str, np.ndarray]:
+                        corrected_radius: bool = False, joint_heatmaps: str = "dense",
+                        joint_radius: str = "box") -> dict[str, np.ndarray]:
     """Encode the people of one sample into the original's ``multi_pose`` targets.
 
     Args:
@@ -60,6 +63,10 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
             which :func:`centerpose.codec.device_heatmaps.draw_joint_heatmaps` draws the same ``hm_hp`` for a
             whole batch where it lands (a (J, O, O) float32 map is 1.1 MB per sample to allocate, draw,
             collate and copy; its sparse form is N·J small ints).
+        joint_radius: "box" (the original, QUIRK D2): every joint blob of a person has the person's box
+            radius; "sigma": joint j's radius is the box radius times ``sigma_j / max(sigma)`` (the
+            keypoints' OKS sigmas, at least 1 cell when the box radius is), so each blob is as wide as
+            the tolerance keypoint AP gives that joint: face joints get blobs a quarter as wide.
 
     Returns:
         Dict of numpy arrays (every array starts at zero; slot k = person k, never compacted):
@@ -74,6 +81,8 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
     J, N, O = keypoints_spec.num_joints, max_objs, output_size
     if joint_heatmaps not in JOINT_HEATMAPS:
         raise ValueError(f"encode_pose_targets: joint_heatmaps must be one of {JOINT_HEATMAPS}, got {joint_heatmaps!r}")
+    if joint_radius not in JOINT_RADII:
+        raise ValueError(f"encode_pose_targets: joint_radius must be one of {JOINT_RADII}, got {joint_radius!r}")
     sparse = joint_heatmaps == "sparse"
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, J, 3) if len(boxes) else np.zeros((0, J, 3), np.float32)
@@ -122,13 +131,14 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
     hps[slot, pj] = kp_xy[pk, pj] - ct_int[pk]
     out["hps_mask"].reshape(N, J, 2)[slot, pj] = 1
     flat = slot * J + pj
+    joint_r = radius[pk] if joint_radius == "box" else _sigma_radii(radius, keypoints_spec)[pk, pj]
     out["hp_offset"][flat] = kp_xy[pk, pj] - pt_int[pk, pj]
     out["hp_ind"][flat] = pt_int[pk, pj, 1] * O + pt_int[pk, pj, 0]
     out["hp_mask"][flat] = 1
     if sparse:
-        out["hp_radius"][flat] = radius[pk]
+        out["hp_radius"][flat] = joint_r
     else:
-        draw_gaussians(out["hm_hp"], pj, pt_int[pk, pj], radius[pk])
+        draw_gaussians(out["hm_hp"], pj, pt_int[pk, pj], joint_r)
 
     if dense_hp:
         _encode_dense(out, ct_int, radius, kp_xy, on, has_kpts, J, O)
@@ -169,6 +179,15 @@ def affine_transform(points, matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     x, y = p[..., 0], p[..., 1]
     return np.stack([x * m[0, 0] + y * m[0, 1] + m[0, 2], x * m[1, 0] + y * m[1, 1] + m[1, 2]], axis=-1).astype(np.float32)
+
+
+def _sigma_radii(radius: np.ndarray, spec: KeypointSpec) -> np.ndarray:
+    """(n, J) int64 per-joint radii: the (n,) box radii times ``sigma_j / max(sigma)``, rounded, and at least
+    1 where the box radius is (a radius-0 blob is one cell at 1.0 and its neighbours full negatives).
+    A spec without sigmas has equal joints: every joint keeps the box radius."""
+    sigmas = np.asarray(spec.sigmas or (1.0,) * spec.num_joints, dtype=np.float64)
+    scaled = np.rint(radius[:, None] * (sigmas / sigmas.max())[None, :]).astype(np.int64)
+    return np.maximum(scaled, np.minimum(radius, 1)[:, None])
 
 
 def _zeros(N: int, J: int, O: int, sparse: bool = False) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["clamped_sigmoid", "gather_feat"]
+__all__ = ["clamped_sigmoid", "gather_feat", "joint_offset_map"]
 
 
 def clamped_sigmoid(x: Tensor, eps: float = 1e-4) -> Tensor:
@@ -33,3 +33,25 @@ def gather_feat(feat: Tensor, ind: Tensor) -> Tensor:
     b, c = feat.shape[:2]
     flat = feat.permute(0, 2, 3, 1).reshape(b, -1, c)
     return flat.gather(1, ind.long().unsqueeze(2).expand(-1, -1, c))
+
+
+def joint_offset_map(hp_offset: Tensor, ind: Tensor, joint: Tensor) -> tuple[Tensor, Tensor]:
+    """The map and flat indices at which :func:`gather_feat` reads each slot's joint offset.
+
+    A shared ``hp_offset`` head (B, 2, H, W) (the original) is returned as it is. A per-joint head
+    (B, 2J, H, W) (``pose_heads(joint_offsets="per_joint")``) becomes one (B, 2, J·H, W) map, joint j's
+    rows stacked below joint j−1's, and slot m reads it at ``ind[:, m] + joint[m]·H·W``.
+
+    Args:
+        hp_offset: (B, 2, H, W) or (B, 2J, H, W) joint offsets.
+        ind: (B, M) int64 flat cell indices ``y * W + x``.
+        joint: (M,) int64 joint of each slot.
+
+    Returns:
+        ``(map, ind)`` for ``gather_feat(map, ind)`` -> (B, M, 2).
+    """
+    b, c, h, w = hp_offset.shape
+    if c == 2:
+        return hp_offset, ind
+    stacked = hp_offset.reshape(b, c // 2, 2, h, w).transpose(1, 2).reshape(b, 2, c // 2 * h, w)
+    return stacked, ind + joint.to(ind.device).unsqueeze(0) * (h * w)

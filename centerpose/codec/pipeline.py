@@ -16,7 +16,8 @@ from centerpose.keypoints import COCO_PERSON, KeypointSpec
 def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoints: KeypointSpec = COCO_PERSON,
                     K: int = 100, flip: bool = False, sigmoid: Literal["plain", "clamp"] = "plain",
                     fix_flip_offset: bool = False, tie_break: TieBreak = "topk",
-                    scale: float = 1.0, snap: SnapMode = "nearest", down_ratio: int = 4) -> tuple[Tensor, Tensor]:
+                    scale: float = 1.0, snap: SnapMode = "nearest", rescore: bool = False,
+                    down_ratio: int = 4) -> tuple[Tensor, Tensor]:
     """Sigmoid, optional flip merge, decode and inverse affine of one stack's raw outputs.
 
     Args:
@@ -30,7 +31,8 @@ def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoi
         fix_flip_offset: exact mirror of x offsets in the flip merge (off = the original, QUIRK E11).
         tie_break: ``topk`` (the original's order on CPU) or ``stable``.
         scale: test scale; coordinates are divided by it.
-        snap: ``nearest`` (the original) or ``nearest_valid`` joint snapping (see :func:`decode`).
+        snap: ``nearest`` (the original), ``nearest_valid`` or ``weighted`` joint snapping (see :func:`decode`).
+        rescore: rank people by centre score x mean joint score (see :func:`decode`; off = the original).
         down_ratio: input pixels per output cell (the exact flip mirror of ``fix_flip_offset`` uses it).
 
     Returns:
@@ -39,7 +41,7 @@ def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoi
     """
     probs = head_probabilities(heads, keypoints=keypoints, flip=flip, sigmoid=sigmoid,
                                fix_flip_offset=fix_flip_offset, down_ratio=down_ratio)
-    return probabilities_to_image(probs, c, s, K=K, tie_break=tie_break, snap=snap, scale=scale)
+    return probabilities_to_image(probs, c, s, K=K, tie_break=tie_break, snap=snap, rescore=rescore, scale=scale)
 
 
 def head_probabilities(heads: Mapping[str, Tensor], *, keypoints: KeypointSpec = COCO_PERSON, flip: bool = False,
@@ -57,12 +59,12 @@ def head_probabilities(heads: Mapping[str, Tensor], *, keypoints: KeypointSpec =
 
 
 def probabilities_to_image(probs: Mapping[str, Tensor], c: Tensor, s: Tensor, *, K: int = 100,
-                           tie_break: TieBreak = "topk", snap: SnapMode = "nearest",
+                           tie_break: TieBreak = "topk", snap: SnapMode = "nearest", rescore: bool = False,
                            scale: float = 1.0) -> tuple[Tensor, Tensor]:
     """The second half of :func:`decode_to_image`: decode probabilities (network or oracle heads) and map
     the people to image pixels. Returns ``rows`` (B, K, 5 + 2J) and ``kp_scores`` (B, K, J)."""
     h, w = probs["hm"].shape[2:]
-    dets, kp_scores = decode(probs, K=min(int(K), h * w), tie_break=tie_break, snap=snap,
+    dets, kp_scores = decode(probs, K=min(int(K), h * w), tie_break=tie_break, snap=snap, rescore=rescore,
                              return_kp_scores=True)
     c = torch.as_tensor(c, device=dets.device)
     s = torch.as_tensor(s, device=dets.device)

@@ -10,7 +10,7 @@ from torch import nn
 
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.models.heads import CenterNetHeads, pose_heads
-from centerpose.models.registry import ArchSpec, get_arch
+from centerpose.models.registry import ArchSpec, get_arch, named_neck
 
 
 class CenterNet(nn.Module):
@@ -62,7 +62,8 @@ class CenterNet(nn.Module):
 def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
                 keypoints: KeypointSpec = COCO_PERSON, pretrained: bool = False,
                 pretrained_file: str | Path | None = None, head_conv: int | None = None,
-                use_dcn: bool | None = None, pretrained_tag: str | None = None, **options) -> CenterNet:
+                use_dcn: bool | None = None, pretrained_tag: str | None = None, joint_offsets: str = "shared",
+                neck: str | None = None, neck_width: int = 64, **options) -> CenterNet:
     """Build a CenterNet for multi-person pose (or any head set): one registry lookup, one builder.
 
     Architectures (:mod:`centerpose.models.registry`):
@@ -76,7 +77,7 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
 
     Args:
         backbone: architecture or timm model name.
-        heads: ``{name: channels}``; default :func:`pose_heads` of ``keypoints``.
+        heads: ``{name: channels}``; default :func:`pose_heads` of ``keypoints`` and ``joint_offsets``.
         keypoints: skeleton used for the default heads.
         pretrained: ImageNet weights from the timm hub (``dla34.in1k``, ``resnet50.tv_in1k``, ...).
         pretrained_tag: which hub weights of the architecture (timm's tag, e.g. ``tv_in1k``, ``a1_in1k``);
@@ -86,7 +87,14 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
         head_conv: width of each head's 3×3 conv; None = the architecture's default.
         use_dcn: DCNs in the DLA-up neck; None = True for dla34, False for other timm backbones. Ignored
             by res_50 / resdcn_50 / hourglass, whose names fix it.
-        **options: passed to the neck (``num_filters`` for the ResNet necks) or, for Hourglass, to
+        joint_offsets: ``shared`` (``hp_offset`` 2, the original) or ``per_joint`` (``hp_offset`` 2J); see
+            :func:`pose_heads`. Ignored when ``heads`` is given.
+        neck: None = the architecture's own neck; ``dla_up`` or ``fpn`` (a top-down pyramid of
+            ``neck_width`` channels) on any backbone with feature levels that double in stride (timm models,
+            DLA-34); see :func:`~centerpose.models.registry.named_neck`.
+        neck_width: the ``fpn`` neck's channels.
+        **options: passed to the architecture's own neck (``num_filters`` for the ResNet necks) or, for
+            Hourglass, to
             the backbone (``num_stacks``, ...).
 
     Raises:
@@ -95,24 +103,32 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
             generic network.
     """
     spec = get_arch(backbone)
-    return build_from_spec(spec, backbone, heads=dict(heads) if heads is not None else pose_heads(keypoints),
+    return build_from_spec(spec, backbone, heads=dict(heads) if heads is not None
+                           else pose_heads(keypoints, joint_offsets=joint_offsets),
                            pretrained=pretrained, pretrained_file=pretrained_file, head_conv=head_conv,
-                           use_dcn=use_dcn, pretrained_tag=pretrained_tag, **options)
+                           use_dcn=use_dcn, pretrained_tag=pretrained_tag, neck=neck, neck_width=neck_width,
+                           **options)
 
 
 def build_from_spec(spec: ArchSpec, name: str, heads: Mapping[str, int], pretrained: bool = False,
                     pretrained_file: str | Path | None = None, head_conv: int | None = None,
-                    use_dcn: bool | None = None, pretrained_tag: str | None = None, **options) -> CenterNet:
-    """The generic builder: ``spec``'s backbone, then its neck, then heads sized from the neck (in this order,
-    so a seeded build draws the same random init as the original's)."""
+                    use_dcn: bool | None = None, pretrained_tag: str | None = None, neck: str | None = None,
+                    neck_width: int = 64, **options) -> CenterNet:
+    """The generic builder: ``spec``'s backbone, then its neck (or the ``neck`` named), then heads sized from
+    the neck (in this order, so a seeded build draws the same random init as the original's)."""
     if pretrained_tag is not None and not spec.hub_weights:
         raise ValueError(f"{spec.name} has no hub weights to pick a tag from (pretrained_tag={pretrained_tag!r})")
     tag_kw = {} if pretrained_tag is None else {"pretrained_tag": pretrained_tag}
     to_backbone = options if spec.options_to == "backbone" else {}
     to_neck = options if spec.options_to == "neck" else {}
     bb = spec.backbone(name, pretrained=pretrained, pretrained_file=pretrained_file, **tag_kw, **to_backbone)
-    neck = spec.neck(bb, spec.default_use_dcn if use_dcn is None else bool(use_dcn), **to_neck)
-    width = getattr(neck, "out_channels", None) or bb.out_channels  # Hourglass: no neck, the trunk's width
+    if neck is None:
+        neck_mod = spec.neck(bb, spec.default_use_dcn if use_dcn is None else bool(use_dcn), **to_neck)
+    elif to_neck:
+        raise ValueError(f"options {sorted(to_neck)} are for {spec.name}'s own neck, not neck={neck!r}")
+    else:  # a chosen neck has no DCNs unless asked for
+        neck_mod = named_neck(neck, bb, bool(use_dcn), neck_width)
+    width = getattr(neck_mod, "out_channels", None) or bb.out_channels  # Hourglass: no neck, the trunk's width
     if spec.head_conv is None:  # fixed by the architecture
         head_conv = width
     elif head_conv is None:
@@ -120,4 +136,4 @@ def build_from_spec(spec: ArchSpec, name: str, heads: Mapping[str, int], pretrai
     heads_mod = CenterNetHeads(width, heads, head_conv, init_style=spec.head_init,
                                num_stacks=getattr(bb, "num_stacks", 1), sorted_registration=spec.sorted_heads)
     arch = name if spec.name == "timm" else spec.name
-    return CenterNet(bb, neck, heads_mod, arch=arch)
+    return CenterNet(bb, neck_mod, heads_mod, arch=arch)

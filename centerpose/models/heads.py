@@ -17,8 +17,12 @@ HM_BIAS = -2.19  # −log((1 − 0.1) / 0.1): initial focal-loss prior of 0.1
 INIT_STYLES = ("dla", "res", "resdcn", "hourglass")
 
 
+#: ``shared``: one sub-cell offset pair for every joint (the original); ``per_joint``: one pair per joint.
+JOINT_OFFSETS = ("shared", "per_joint")
+
+
 def pose_heads(keypoints: KeypointSpec = COCO_PERSON, hm_hp: bool = True, reg_offset: bool = True,
-               reg_hp_offset: bool = True) -> dict[str, int]:
+               reg_hp_offset: bool = True, joint_offsets: str = "shared") -> dict[str, int]:
     """The multi_pose head set in the original order: hm 1, wh 2, hps 2J, reg 2, hm_hp J, hp_offset 2.
 
     Args:
@@ -26,10 +30,16 @@ def pose_heads(keypoints: KeypointSpec = COCO_PERSON, hm_hp: bool = True, reg_of
         hm_hp: add the joint heatmaps (the original's ``--not_hm_hp`` switches them off).
         reg_offset: add the centre sub-cell offset ``reg`` (``--not_reg_offset``).
         reg_hp_offset: add ``hp_offset`` (only together with ``hm_hp``; ``--not_reg_hp_offset``).
+        joint_offsets: ``shared`` (the original: ``hp_offset`` 2, one offset for whichever joints share a
+            cell) or ``per_joint`` (``hp_offset`` 2J: a small person's eyes, nose and ears often fall in one
+            output cell and each keeps its own sub-cell position; not parity). The loss and the decode read
+            either layout from the channel count.
 
     Returns:
         Ordered ``{head name: output channels}``.
     """
+    if joint_offsets not in JOINT_OFFSETS:
+        raise ValueError(f"pose_heads: joint_offsets must be one of {JOINT_OFFSETS}, got {joint_offsets!r}")
     j = keypoints.num_joints
     heads = {"hm": 1, "wh": 2, "hps": 2 * j}
     if reg_offset:
@@ -37,7 +47,7 @@ def pose_heads(keypoints: KeypointSpec = COCO_PERSON, hm_hp: bool = True, reg_of
     if hm_hp:
         heads["hm_hp"] = j
         if reg_hp_offset:
-            heads["hp_offset"] = 2
+            heads["hp_offset"] = 2 * j if joint_offsets == "per_joint" else 2
     return heads
 
 

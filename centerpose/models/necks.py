@@ -4,6 +4,9 @@
   is written for any list of levels whose strides double, so it is also the generic neck for timm
   backbones (with plain 3×3 convs instead of DCNs).
 - :class:`ResNetDeconvNeck` — the ``res_50`` / ``resdcn_50`` up-path (§2.2).
+- :class:`FPNNeck` — not the original's: a top-down pyramid of one chosen width, for thin timm backbones
+  whose stride-4 level is too narrow to feed the heads (RegNetX-200MF: 24 channels) and whose DLA-up neck
+  costs as much as the backbone on a CPU.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from centerpose.models.dcn import DCN
@@ -201,3 +205,40 @@ class ResNetDeconvNeck(nn.Module):
         """Args: feats: the deepest map last, (B, in, H/32, W/32). Returns: (B, out, H/4, W/4)."""
         x = feats[-1] if isinstance(feats, (list, tuple)) else feats
         return self.deconv_layers(x)
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class FPNNeck(nn.Module):
+    """Top-down feature pyramid summed into the finest level, then one 3×3 conv.
+
+    Each level gets a 1×1 conv + BN + ReLU to ``width`` channels (``lateral.i``); from the deepest level
+    down, the running map is up-sampled 2× (nearest) and added to the next lateral; ``out`` (3×3 conv + BN
+    + ReLU) smooths the sum at the finest stride.
+
+    Args:
+        in_channels: channels per level, shallow (stride 4) to deep.
+        reductions: stride per level; each must double the previous one.
+        width: channels of every lateral and of the output.
+    """
+
+    def __init__(self, in_channels: Sequence[int], reductions: Sequence[int], width: int = 64) -> None:
+        super().__init__()
+        if len(in_channels) != len(reductions) or len(in_channels) < 2:
+            raise ValueError(f"FPN neck needs >= 2 levels with one reduction each, got channels "
+                             f"{list(in_channels)} and reductions {list(reductions)}")
+        _relative_scales(reductions)  # strides must double
+        self.lateral = nn.ModuleList(_conv_bn_relu(int(c), int(width), 1) for c in in_channels)
+        self.out = _conv_bn_relu(int(width), int(width), 3)
+        self.out_channels = int(width)
+        self.out_reduction = int(reductions[0])
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Args: feats: per level (B, C_i, H/r_i, W/r_i). Returns: (B, width, H/r_0, W/r_0)."""
+        x = self.lateral[-1](feats[-1])
+        for i in range(len(feats) - 2, -1, -1):
+            x = self.lateral[i](feats[i]) + F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.out(x)

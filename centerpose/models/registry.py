@@ -26,7 +26,7 @@ from torch import nn
 from centerpose.models import hourglass as _hourglass  # noqa: F401  (registers the "hourglass" trunk)
 from centerpose.models.backbones import create_backbone, list_backbones
 from centerpose.models.heads import INIT_STYLES
-from centerpose.models.necks import DLAUpNeck, ResNetDeconvNeck
+from centerpose.models.necks import DLAUpNeck, FPNNeck, ResNetDeconvNeck
 
 #: ``(original key prefix, our key prefix)`` pairs, first match wins; keys matching none are heads.
 KeyRules = tuple[tuple[str, str], ...]
@@ -102,6 +102,32 @@ def _timm_trunk(name: str, **kwargs) -> nn.Module:
 
 def _dla_up(backbone: nn.Module, use_dcn: bool, **kwargs) -> nn.Module:
     return DLAUpNeck(backbone.channels, backbone.reductions, use_dcn=use_dcn, **kwargs)
+
+
+#: Necks ``build_model(..., neck=...)`` puts on any backbone with feature levels whose strides double, in
+#: place of the architecture's own.
+NECKS = ("dla_up", "fpn")
+
+
+def named_neck(name: str, backbone: nn.Module, use_dcn: bool, width: int = 64) -> nn.Module:
+    """A neck chosen by name: ``dla_up`` (the DLA-up path; its output keeps the stride-4 level's width) or
+    ``fpn`` (an :class:`FPNNeck` of ``width`` channels, plain convs).
+
+    Raises:
+        ValueError: unknown name, ``fpn`` with DCNs, or a backbone without two or more feature levels
+            (ResNet-50's trunk ends at stride 32 for its deconv neck; Hourglass ends at stride 4).
+    """
+    if name not in NECKS:
+        raise ValueError(f"unknown neck {name!r}; choose from {NECKS} (or null: the architecture's own)")
+    levels = list(getattr(backbone, "reductions", []))
+    if len(levels) < 2 or any(b != 2 * a for a, b in zip(levels, levels[1:])):
+        raise ValueError(f"neck={name!r} needs a backbone whose feature levels double in stride; this one gives "
+                         f"strides {levels} (use model.net.neck=null for the architecture's own neck)")
+    if name == "dla_up":
+        return _dla_up(backbone, use_dcn)
+    if use_dcn:
+        raise ValueError("the fpn neck has no DCN variant; use_dcn=True needs neck='dla_up'")
+    return FPNNeck(backbone.channels, backbone.reductions, width=width)
 
 
 def _deconv(dcn: bool) -> Callable[..., nn.Module]:

@@ -4,7 +4,8 @@ Every function is batched and device-agnostic. Arithmetic follows the original's
 that the float32 numbers agree bit for bit with ``../shared/golden/loss_seed0.npz``.
 
 Head names: ``hm`` (B, 1, H, W) centre logits, ``wh`` (B, 2, H, W), ``reg`` (B, 2, H, W),
-``hps`` (B, 2J, H, W), ``hm_hp`` (B, J, H, W) joint logits, ``hp_offset`` (B, 2, H, W).
+``hps`` (B, 2J, H, W), ``hm_hp`` (B, J, H, W) joint logits, ``hp_offset`` (B, 2, H, W) (or (B, 2J, H, W):
+one offset pair per joint, read at each slot's own joint).
 Target names are the dataset's (§1.4.1): ``hm, wh, reg, ind, reg_mask, hps, hps_mask, hm_hp,
 hp_offset, hp_ind, hp_mask`` and, with ``dense_hp``, ``dense_hps, dense_hps_mask``.
 """
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from centerpose.codec.ops import clamped_sigmoid, gather_feat
+from centerpose.codec.ops import clamped_sigmoid, gather_feat, joint_offset_map
 
 __all__ = [
     "STAT_NAMES",
@@ -201,8 +202,12 @@ class PoseLoss(nn.Module):
                 off_loss = off_loss + self.crit_reg(out["reg"], batch["reg_mask"], batch["ind"],
                                                     batch["reg"]) / n
             if self.reg_hp_offset and self.off_weight > 0:
-                hp_offset_loss = hp_offset_loss + self.crit_reg(out["hp_offset"], batch["hp_mask"],
-                                                                batch["hp_ind"], batch["hp_offset"]) / n
+                # slot m of hp_ind (N·J slots, person-major) is joint m % J
+                slots = batch["hp_ind"].shape[1]
+                joint = torch.arange(slots, device=ref.device) % (slots // batch["ind"].shape[1])
+                offsets, ind = joint_offset_map(out["hp_offset"], batch["hp_ind"], joint)
+                hp_offset_loss = hp_offset_loss + self.crit_reg(offsets, batch["hp_mask"], ind,
+                                                                batch["hp_offset"]) / n
             if self.hm_hp and self.hm_hp_weight > 0:
                 hm_hp = clamped_sigmoid(out["hm_hp"])
                 hm_hp_loss = hm_hp_loss + focal_loss(hm_hp, batch["hm_hp"], self.focal_normalize) / n

@@ -21,6 +21,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from rich.console import Console
 from rich.table import Table
 
+from centerpose.codec.codec import DecodeOptions
 from centerpose.training.callbacks import batch_images
 
 log = logging.getLogger("centerpose.training.summary")
@@ -216,14 +217,27 @@ def finish(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.Lightn
     # The evaluate/predict defaults are the original's test protocol (keep_res: the image at its own size), which
     # suits the original's 512 training input. A run trained at another size is evaluated as it was validated:
     # letterboxed to its input size (which the checkpoint records).
-    input_size = getattr(getattr(datamodule, "codec", None), "input_size", 512)
-    letterbox = input_size != 512
-    _print(console or Console(), trainer, metrics, history, output_dir, curves, wall, letterbox)
+    codec = getattr(datamodule, "codec", None)
+    letterbox = getattr(codec, "input_size", 512) != 512
+    _print(console or Console(), trainer, metrics, history, output_dir, curves, wall, letterbox,
+           _decode_switches(codec))
     return metrics
 
 
+def _decode_switches(codec: Any) -> dict[str, Any]:
+    """The validation decode's joint snapping / rescoring where they differ from the original's, which the
+    evaluate and predict defaults follow: the printed commands pass them so they score what validation did."""
+    options = getattr(codec, "options", None)
+    if options is None:
+        return {}
+    default = DecodeOptions()
+    return {name: getattr(options, name) for name in ("snap", "rescore")
+            if getattr(options, name) != getattr(default, name)}
+
+
 def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], history: RunHistory | None,
-           output_dir: Path, curves: Path | None, wall: float, letterbox: bool = False) -> None:
+           output_dir: Path, curves: Path | None, wall: float, letterbox: bool = False,
+           decode_switches: dict[str, Any] | None = None) -> None:
     get = metrics.get
     images_per_s = train_loss = None
     if history is not None and history.train:
@@ -257,11 +271,12 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
     ckpt = last or best  # the final weights, which the table describes
     if ckpt:
         data = _hydra_choice("data")
+        switches = [f"{k}={str(v).lower()}" for k, v in (decode_switches or {}).items()]
         out("next:")
         out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}" + (f" data={data}" if data else "")
-            + (" test.keep_res=false" if letterbox else ""))
+            + (" test.keep_res=false" if letterbox else "") + "".join(f" test.{s}" for s in switches))
         out(f"  python -m centerpose.predict ckpt_path={_short(ckpt)} source=<image, folder or video>"
-            + (" keep_res=false" if letterbox else ""))
+            + (" keep_res=false" if letterbox else "") + "".join(f" {s}" for s in switches))
 
 
 def _hydra_choice(group: str) -> str | None:

@@ -37,7 +37,8 @@ class DecodeOptions:
         tie_break: ``topk`` (the original's order on CPU) or ``stable`` (equal scores by cell index, E10).
         snap: ``nearest`` (the original, E9), ``nearest_valid`` or ``weighted`` joint snapping (see
             :func:`~centerpose.codec.decode.decode`).
-        rescore: rank people by centre score x mean joint score (off = the original's centre score).
+        rescore: rank people by the geometric mean of centre score and mean joint score (off = the
+            original's centre score).
     """
 
     K: int = 100

@@ -208,9 +208,11 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
         snap: ``"nearest"`` (original: only the nearest candidate is tested, QUIRK E9),
             ``"nearest_valid"`` (the nearest candidate that passes the box, score and distance tests) or
             ``"weighted"`` (of those, the one with the highest heat x Gaussian proximity).
-        rescore: a person's score becomes its centre score times the mean of its joint scores (below), and
-            the K people are re-sorted by it (off = the original: the centre heatmap alone ranks people, so
-            a confident centre with scattered joints outranks a well-found person for keypoint AP).
+        rescore: a person's score becomes the geometric mean of its centre score and the mean of its joint
+            scores (below), and the K people are re-sorted by it (off = the original: the centre heatmap alone
+            ranks people, so a confident centre with scattered joints outranks a well-found person for
+            keypoint AP). The geometric mean keeps a probability's scale, so score thresholds (drawing,
+            ``predict``'s 0.3) keep their meaning.
         return_kp_scores: also return per-joint scores (B, K, J): the ``hm_hp`` probability at the cell
             that holds the final joint (floor, clamped into the map), so snapped and regressed joints are
             scored alike; without ``hm_hp``, the detection score repeated.
@@ -253,7 +255,7 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
         return dets
     kp_scores = _heat_at(hm_hp, kps) if hm_hp is not None else scores.unsqueeze(2).expand(b, K, j)
     if rescore:
-        dets[..., 4] = scores * kp_scores.mean(dim=2)
+        dets[..., 4] = (scores * kp_scores.mean(dim=2)).sqrt()
         order = dets[..., 4].argsort(dim=1, descending=True, stable=True)  # (B, K)
         dets = dets.gather(1, order.unsqueeze(2).expand_as(dets))
         kp_scores = kp_scores.gather(1, order.unsqueeze(2).expand_as(kp_scores))

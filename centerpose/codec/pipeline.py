@@ -32,7 +32,7 @@ def decode_to_image(heads: Mapping[str, Tensor], c: Tensor, s: Tensor, *, keypoi
         tie_break: ``topk`` (the original's order on CPU) or ``stable``.
         scale: test scale; coordinates are divided by it.
         snap: ``nearest`` (the original), ``nearest_valid`` or ``weighted`` joint snapping (see :func:`decode`).
-        rescore: rank people by centre score x mean joint score (see :func:`decode`; off = the original).
+        rescore: rank people by centre and mean joint score (see :func:`decode`; off = the original).
         down_ratio: input pixels per output cell (the exact flip mirror of ``fix_flip_offset`` uses it).
 
     Returns:

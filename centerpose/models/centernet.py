@@ -94,8 +94,7 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
             DLA-34); see :func:`~centerpose.models.registry.named_neck`.
         neck_width: the ``fpn`` neck's channels.
         **options: passed to the architecture's own neck (``num_filters`` for the ResNet necks) or, for
-            Hourglass, to
-            the backbone (``num_stacks``, ...).
+            Hourglass, to the backbone (``num_stacks``, ...).
 
     Raises:
         ValueError: unknown backbone name (the message lists the choices), or an original architecture

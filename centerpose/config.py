@@ -77,12 +77,12 @@ def compose(config_name: str = "train", overrides: list[str] | None = None,
     return cfg
 
 
-def experiment_network(name: str, overrides: list[str] | None = None):
+def experiment_network(name: str):
     """The network ``python -m centerpose.train experiment=<name>`` builds (its composed ``model.net``), with
     random weights: benchmarks measure the recipe's network without restating its options."""
     from hydra.utils import instantiate
 
-    return instantiate(compose("train", [f"experiment={name}", *(overrides or [])]).model.net)
+    return instantiate(compose("train", [f"experiment={name}"]).model.net)
 
 
 def resolved_config(cfg: DictConfig) -> dict:

@@ -151,7 +151,8 @@ def _snap(kps: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, 
     dist = (dx * dx + dy * dy).sqrt()  # (B, J, Kd, Kc)
 
     left, top, right, bottom = (bboxes[..., i].reshape(b, 1, k, 1) for i in range(4))  # (B, 1, Kd, 1)
-    limit = torch.max(bottom - top, right - left) * 0.3
+    side = torch.max(bottom - top, right - left)  # (B, 1, Kd, 1)
+    limit = side * 0.3
     if snap not in SNAP_MODES:
         raise ValueError(f"decode: snap must be one of {SNAP_MODES}, got {snap!r}")
     rank = dist  # the candidate with the lowest rank is tested
@@ -163,8 +164,7 @@ def _snap(kps: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, 
         if snap == "weighted":
             # A poorly regressed joint often lies nearer a wrong weak peak than the strong right one:
             # rank by heat x proximity instead of distance alone.
-            sigma = limit * (_SNAP_PROXIMITY / 0.3)
-            rank = -cand_score.unsqueeze(2) * torch.exp(-0.5 * (dist / sigma) ** 2)
+            rank = -cand_score.unsqueeze(2) * torch.exp(-0.5 * (dist / (side * _SNAP_PROXIMITY)) ** 2)
         rank = torch.where(valid, rank, torch.full_like(rank, float("inf")))
     min_ind = rank.min(dim=3).indices  # first index on ties, like the original
     min_dist = dist.gather(3, min_ind.unsqueeze(3)).squeeze(3)

@@ -47,7 +47,7 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 def export_metadata(net: nn.Module, keypoints: KeypointSpec, *, fmt: str, decode: bool, flip: bool, K: int,
                     fix_flip_offset: bool, dynamic: bool, input_hw: tuple[int, int], batch_size: int,
-                    pad: int, opset: int | None) -> dict[str, Any]:
+                    pad: int, opset: int | None, snap: str = "nearest", rescore: bool = False) -> dict[str, Any]:
     """What a runtime needs to feed the exported model and read its outputs (JSON-serialisable)."""
     j = keypoints.num_joints
     down_ratio = int(getattr(net, "down_ratio", 4))
@@ -71,6 +71,8 @@ def export_metadata(net: nn.Module, keypoints: KeypointSpec, *, fmt: str, decode
         "flip": flip if decode else False,
         "fix_flip_offset": fix_flip_offset if decode else False,
         "K": K if decode else None,
+        "snap": snap if decode else None,
+        "rescore": bool(rescore) if decode else None,
         "down_ratio": down_ratio,
         "input": {
             "name": "image",
@@ -99,11 +101,11 @@ def export_metadata(net: nn.Module, keypoints: KeypointSpec, *, fmt: str, decode
 
 
 def graph_module(net: nn.Module, keypoints: KeypointSpec, decode: bool, flip: bool, K: int,
-                 fix_flip_offset: bool) -> HeadsGraph | DecodeGraph:
+                 fix_flip_offset: bool, snap: str = "nearest", rescore: bool = False) -> HeadsGraph | DecodeGraph:
     net = net.eval()
     if decode:
         return DecodeGraph(net, keypoints, K=K, flip=flip, fix_flip_offset=fix_flip_offset,
-                           down_ratio=int(getattr(net, "down_ratio", 4))).eval()
+                           down_ratio=int(getattr(net, "down_ratio", 4)), snap=snap, rescore=rescore).eval()
     return HeadsGraph(net).eval()
 
 
@@ -124,7 +126,7 @@ def _check_geometry(input_hw: tuple[int, int], multiple: int, K: int, decode: bo
 def export_onnx(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = COCO_PERSON, decode: bool = False,
                 flip: bool = False, K: int = 100, fix_flip_offset: bool = False, dynamic: bool = False,
                 input_hw: Sequence[int] = (512, 512), batch_size: int = 1, pad: int = 31, opset: int = 19,
-                check: bool = True) -> Path:
+                check: bool = True, snap: str = "nearest", rescore: bool = False) -> Path:
     """Write ``net`` as an ONNX file (one file, weights inside) plus its ``<file>.json`` sidecar.
 
     Args:
@@ -142,6 +144,8 @@ def export_onnx(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = C
         pad: canvas multiple − 1 of the network (31; 127 for Hourglass).
         opset: ONNX opset, ≥ 19 (DeformConv).
         check: run onnxruntime on the example input and compare with PyTorch (raw heads: error beyond 1e-3).
+        snap: with ``decode``, the joint snapping inside the graph (``nearest`` = the original, E9).
+        rescore: with ``decode``, rank people by sqrt(centre × mean joint score) inside the graph (E15).
 
     Returns:
         The written path.
@@ -154,7 +158,7 @@ def export_onnx(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = C
     _check_geometry(input_hw, multiple, K, decode, down_ratio)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = graph_module(net, keypoints, decode, flip, K, fix_flip_offset)
+    module = graph_module(net, keypoints, decode, flip, K, fix_flip_offset, snap, rescore)
     # A dynamic export traces with batch 2: torch.export specialises dimensions of size 1.
     example = _example_input(input_hw, 2 if dynamic else batch_size)
     dynamic_shapes = None
@@ -167,7 +171,7 @@ def export_onnx(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = C
         dynamic_shapes = {"image": {0: batch, 2: multiple * h_units, 3: multiple * w_units}}
     meta = export_metadata(net, keypoints, fmt="onnx", decode=decode, flip=flip, K=K,
                            fix_flip_offset=fix_flip_offset, dynamic=dynamic, input_hw=input_hw,
-                           batch_size=batch_size, pad=pad, opset=opset)
+                           batch_size=batch_size, pad=pad, opset=opset, snap=snap, rescore=rescore)
     with dcn_impl(net, "torchvision"), torch.no_grad():
         program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, input_names=["image"],
                                     output_names=list(module.output_names), dynamic_shapes=dynamic_shapes,
@@ -198,7 +202,8 @@ def _check_onnx(module: nn.Module, path: Path, example: torch.Tensor, decode: bo
 
 def export_torchscript(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = COCO_PERSON,
                        decode: bool = False, flip: bool = False, K: int = 100, fix_flip_offset: bool = False,
-                       input_hw: Sequence[int] = (512, 512), batch_size: int = 1, pad: int = 31) -> Path:
+                       input_hw: Sequence[int] = (512, 512), batch_size: int = 1, pad: int = 31,
+                       snap: str = "nearest", rescore: bool = False) -> Path:
     """Write ``net`` as a traced TorchScript file (fixed input size) plus its ``<file>.json`` sidecar.
 
     The metadata is also inside the file (``torch.jit.load(path, _extra_files={"centerpose.json": ""})``).
@@ -208,10 +213,10 @@ def export_torchscript(net: nn.Module, path: str | Path, *, keypoints: KeypointS
     _check_geometry(input_hw, pad + 1, K, decode, int(getattr(net, "down_ratio", 4)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = graph_module(net, keypoints, decode, flip, K, fix_flip_offset)
+    module = graph_module(net, keypoints, decode, flip, K, fix_flip_offset, snap, rescore)
     meta = export_metadata(net, keypoints, fmt="torchscript", decode=decode, flip=flip, K=K,
                            fix_flip_offset=fix_flip_offset, dynamic=False, input_hw=input_hw,
-                           batch_size=batch_size, pad=pad, opset=None)
+                           batch_size=batch_size, pad=pad, opset=None, snap=snap, rescore=rescore)
     example = _example_input(input_hw, batch_size)
     with dcn_impl(net, "torchvision"), torch.no_grad():
         traced = torch.jit.trace(module, (example,), check_trace=False)
@@ -236,7 +241,8 @@ def export(cfg: DictConfig) -> Path:
     out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / ("model.onnx" if fmt == "onnx"
                                                                               else "model.pt")
     common = dict(keypoints=keypoints, decode=cfg.decode, flip=cfg.flip, K=cfg.K,
-                  fix_flip_offset=cfg.fix_flip_offset, input_hw=input_hw, batch_size=cfg.batch_size, pad=pad)
+                  fix_flip_offset=cfg.fix_flip_offset, input_hw=input_hw, batch_size=cfg.batch_size, pad=pad,
+                  snap=cfg.snap, rescore=cfg.rescore)
     if fmt == "onnx":
         return export_onnx(net, out, dynamic=cfg.dynamic, opset=cfg.opset, check=cfg.check, **common)
     if cfg.dynamic:

@@ -109,12 +109,14 @@ def predict(cfg: DictConfig) -> Path:
     if cfg.get("onnx"):  # an exported .onnx file (centerpose.export): geometry comes from its metadata
         if Path(cfg.onnx).suffix.lower() != ".onnx":
             raise ValueError(f"model='{cfg.onnx}': expected an .onnx file written by centerpose.export")
+        # a decode graph keeps the snap/rescore it was exported with; null here means "whatever it has"
         predictor = Predictor.from_onnx(cfg.onnx, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
-                                        score_thresh=cfg.score_thresh)
+                                        score_thresh=cfg.score_thresh, snap=cfg.snap, rescore=cfg.rescore)
     elif cfg.ckpt_path:
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
                                               flip_test=cfg.flip_test, keep_res=cfg.keep_res,
-                                              score_thresh=cfg.score_thresh, snap=cfg.snap, rescore=cfg.rescore)
+                                              score_thresh=cfg.score_thresh, snap=cfg.snap or "nearest",
+                                              rescore=bool(cfg.rescore))
     else:
         raise ValueError("predict needs ckpt_path=<checkpoint> or model=<exported .onnx file>")
     tracker = FrameTracker(cfg, predictor) if cfg.get("track") else None

@@ -82,13 +82,18 @@ def train(root: Path, run_dir: Path, args: argparse.Namespace) -> dict:
         # the sample geometry stays fixed (no random crop, shift or scale); flip and colour are still drawn
         overrides += ["+data.train_options.rand_crop=false", "+data.train_options.shift=0.0",
                       "+data.train_options.scale=0.0"]
+    if args.recipe == "improved":
+        # issue 10's switches (QUIRKS.md D2, E16, E9, E15): sigma-scaled joint blobs, one offset pair per joint,
+        # weighted joint snapping and person rescoring
+        overrides += ["codec.joint_radius=sigma", "model.net.joint_offsets=per_joint", "codec.decode.snap=weighted",
+                      "codec.decode.rescore=true"]
     if args.dense_hp:
         # the original's --dense_hp: joint offsets supervised around each centre, not at the centre cell only
         overrides += ["codec.dense_hp=true"]
     if args.backbone == "dla":
         overrides += ["backbone=dla", "gpus=1" if args.gpu else "gpus=cpu"]
     else:
-        overrides += ["backbone=timm", f"backbone_name={args.backbone}", f"+model.net.head_conv={args.head_conv}",
+        overrides += ["backbone=timm", f"backbone_name={args.backbone}", f"model.net.head_conv={args.head_conv}",
                       "gpus=1" if args.gpu else "gpus=cpu"]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [sys.executable, "-m", "centerpose.train", *overrides]
@@ -102,7 +107,7 @@ def report(history: dict, args: argparse.Namespace, device: str) -> float:
     rows = sorted(((int(e), r) for e, r in history["val"].items()), key=lambda t: t[0])
     print(f"\nMemorising {args.images} real coco-mini images ({args.backbone}, {args.input_size} px, "
           f"batch {args.batch_size}, Adam {args.lr:g} warm-up + cosine over {args.minutes} min, "
-          f"{args.augment} augmentation, dense_hp {args.dense_hp}) on {device}:")
+          f"{args.augment} augmentation, dense_hp {args.dense_hp}, {args.recipe} recipe) on {device}:")
     print(f"{'minutes':>8} {'epoch':>6} {'images':>7} {'kp AP':>7} {'kp AP50':>8} {'box AP':>7}")
     for epoch, r in rows:
         print(f"{r['fit_s'] / 60:8.1f} {epoch + 1:6d} {int(r['images_seen']):7d} {r.get('AP', float('nan')):7.3f} "
@@ -130,6 +135,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="light: flip + colour on a fixed crop; original: + the original's random crop and scale")
     p.add_argument("--dense-hp", action=argparse.BooleanOptionalAction, default=True,
                    help="the original's --dense_hp joint-offset targets (faster to fit)")
+    p.add_argument("--recipe", choices=("original", "improved"), default="original",
+                   help="original: the original's targets, offsets and decode; improved: + issue 10's switches "
+                        "(joint_radius=sigma, joint_offsets=per_joint, snap=weighted, rescore)")
     p.add_argument("--gpu", action="store_true")
     return p.parse_args(argv)
 

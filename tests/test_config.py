@@ -90,6 +90,23 @@ def test_model_zoo_experiments(experiment, backbone, epochs, milestones, devices
     assert cfg.model.optimizer._target_ == "torch.optim.Adam"
 
 
+@pytest.mark.parametrize("backbone", options("backbone"))
+def test_network_switches_override_without_plus(backbone):
+    """The README's network switches are keys of every backbone's net config (a plain override, as documented),
+    and their defaults are build_model's: the architecture's own neck and heads, one shared joint offset."""
+    import inspect
+
+    from centerpose.models import build_model
+
+    defaults = {k: v.default for k, v in inspect.signature(build_model).parameters.items()}
+    cfg = compose("train", [f"backbone={backbone}", "model.net.joint_offsets=per_joint", "model.net.neck=null"])
+    assert cfg.model.net.joint_offsets == "per_joint"
+    base = compose("train", [f"backbone={backbone}"]).model.net
+    for key in ("joint_offsets", "neck", "neck_width", "head_conv"):
+        if key in base:
+            assert base[key] == defaults[key], key
+
+
 def test_unknown_backbone_lists_valid_choices():
     with pytest.raises(MissingConfigException) as err:
         compose("train", ["backbone=nope"])

@@ -25,7 +25,7 @@ from centerpose.inference.predictor import Predictor, read_image
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-SMALL = ["experiment=quickstart", "backbone_name=resnet18", "model.net.neck=null", "+model.net.use_dcn=true",
+SMALL = ["experiment=quickstart", "backbone_name=resnet18", "model.net.neck=null", "model.net.use_dcn=true",
          "model.net.head_conv=32", "model.net.joint_offsets=shared"]
 
 
@@ -168,6 +168,31 @@ def test_torchscript_round_trip(decode, pytorch, tmp_path):
             want = list(pytorch.net(x)[-1].values())
     for g, w in zip(got, want):
         assert torch.abs(g - w).max() <= 1e-5
+
+
+def test_decode_graph_with_issue10_switches(tmp_path, coco_mini):
+    """Per-joint offsets (E16), weighted snapping (E9) and rescoring (E15) inside the graph give the people of
+    the PyTorch decode with the same switches; a runtime asked for other values than the graph has says so."""
+    ckpt = make_checkpoint(tmp_path / "pj.ckpt", [*SMALL[:-1], "model.net.joint_offsets=per_joint"])
+    pytorch = Predictor.from_checkpoint(ckpt, score_thresh=0.0, keep_res=False, input_size=128, snap="weighted",
+                                        rescore=True)
+    assert pytorch.net.heads_spec["hp_offset"] == 2 * 17
+    path = export(_export_cfg(ckpt, tmp_path / "people.onnx", "decode=true", "flip=true", "input_size=128",
+                              "snap=weighted", "rescore=true"))
+    meta = read_metadata(path)
+    assert meta["snap"] == "weighted" and meta["rescore"] is True
+    runtime = Predictor.from_onnx(path, score_thresh=0.0)
+    assert runtime.codec.options.snap == "weighted" and runtime.codec.options.rescore
+    images = _images(coco_mini)
+    for g, w in zip(runtime.predict_rows_batch(images), pytorch.predict_rows_batch(images)):
+        assert_same_people(g, w)
+    # the switches change the people: the original's decode of the same heads differs
+    original = Predictor.from_checkpoint(ckpt, score_thresh=0.0, keep_res=False, input_size=128)
+    assert not np.allclose(original.predict_rows(images[0]), pytorch.predict_rows(images[0]))
+    with pytest.raises(ValueError, match="snap=weighted inside the graph"):
+        Predictor.from_onnx(path, snap="nearest")
+    with pytest.raises(ValueError, match="rescore=true inside the graph"):
+        Predictor.from_onnx(path, rescore=False)
 
 
 def test_export_errors_are_clear(pytorch, tmp_path):

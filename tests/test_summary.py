@@ -58,4 +58,6 @@ def test_train_ends_with_validated_final_weights_and_a_summary(synthetic_root, t
     predict_line = next(line for line in out.splitlines() if "centerpose.predict" in line)
     assert "test.snap=weighted test.rescore=true" in evaluate_line
     assert predict_line.endswith("keep_res=false snap=weighted rescore=true")
+    export_line = next(line for line in out.splitlines() if "centerpose.export" in line)
+    assert export_line.endswith("decode=true snap=weighted rescore=true")
     assert "litlogger" not in out

@@ -256,7 +256,8 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
     kp_scores = _heat_at(hm_hp, kps) if hm_hp is not None else scores.unsqueeze(2).expand(b, K, j)
     if rescore:
         dets[..., 4] = (scores * kp_scores.mean(dim=2)).sqrt()
-        order = dets[..., 4].argsort(dim=1, descending=True, stable=True)  # (B, K)
+        # re-ranked with the decode's own top-K (exports as ONNX TopK; a stable sort does not)
+        _, order = _ranked(dets[..., 4], K, tie_break)  # (B, K)
         dets = dets.gather(1, order.unsqueeze(2).expand_as(dets))
         kp_scores = kp_scores.gather(1, order.unsqueeze(2).expand_as(kp_scores))
     return (dets, kp_scores) if return_kp_scores else dets

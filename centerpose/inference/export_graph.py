@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from centerpose.codec.decode import decode, sigmoid_outputs
+from centerpose.codec.decode import SNAP_MODES, SnapMode, decode, sigmoid_outputs
 from centerpose.codec.flip import flip_merge
 from centerpose.codec.poses import Poses
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
@@ -58,19 +58,26 @@ class DecodeGraph(nn.Module):
         flip: merge the mirrored pass inside the graph.
         fix_flip_offset: the exact mirror of x offsets in the flip merge (off = the original).
         down_ratio: input pixels per output cell.
+        snap: joint snapping, ``nearest`` (the original, E9), ``nearest_valid`` or ``weighted``.
+        rescore: rank people by sqrt(centre × mean joint score) (E15; off = the original).
     """
 
     output_names = ["people"]
 
     def __init__(self, net: nn.Module, keypoints: KeypointSpec = COCO_PERSON, K: int = 100, flip: bool = False,
-                 fix_flip_offset: bool = False, down_ratio: int = 4) -> None:
+                 fix_flip_offset: bool = False, down_ratio: int = 4, snap: SnapMode = "nearest",
+                 rescore: bool = False) -> None:
         super().__init__()
+        if snap not in SNAP_MODES:
+            raise ValueError(f"DecodeGraph: snap must be one of {SNAP_MODES}, got {snap!r}")
         self.net = net
         self.keypoints = keypoints
         self.K = int(K)
         self.flip = flip
         self.fix_flip_offset = fix_flip_offset
         self.down_ratio = down_ratio
+        self.snap = snap
+        self.rescore = bool(rescore)
 
     def forward(self, image: Tensor) -> Tensor:
         x = torch.cat([image, image.flip(3)]) if self.flip else image
@@ -80,5 +87,5 @@ class DecodeGraph(nn.Module):
                                down_ratio=self.down_ratio)
         else:
             probs = sigmoid_outputs(heads)
-        dets, kp_scores = decode(probs, K=self.K, return_kp_scores=True)
+        dets, kp_scores = decode(probs, K=self.K, return_kp_scores=True, snap=self.snap, rescore=self.rescore)
         return Poses.from_decoded(dets, kp_scores).scaled(float(self.down_ratio)).people()

@@ -199,8 +199,17 @@ def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *,
                              f"pass flip_test={str(meta['flip']).lower()} or export again")
         if K is not None and K != meta["K"]:
             raise ValueError(f"'{path}' was exported with K={meta['K']} inside the graph, got K={K}")
+        # exports written before snap/rescore were options decode the original's way
+        inside = {"snap": meta.get("snap") or "nearest", "rescore": bool(meta.get("rescore"))}
+        for name, value in inside.items():
+            asked = kwargs.pop(name, None)
+            if asked is not None and asked != value:
+                raise ValueError(f"'{path}' was exported with {name}={str(value).lower()} inside the graph, got "
+                                 f"{name}={str(asked).lower()}; export again with {name}={str(asked).lower()}")
         return OnnxDecodePredictor(session, keypoints, device="cpu", flip_test=meta["flip"], keep_res=keep_res,
-                                   K=meta["K"], fix_flip_offset=meta["fix_flip_offset"], **kwargs)
-    extra = {"K": K} if K is not None else {}
+                                   K=meta["K"], fix_flip_offset=meta["fix_flip_offset"], **inside, **kwargs)
+    # None = the decode option's default (the original's)
+    extra = {k: v for k, v in (("K", K), ("snap", kwargs.pop("snap", None)), ("rescore", kwargs.pop("rescore", None)))
+             if v is not None}
     return Predictor(OnnxHeadsNet(session), keypoints=keypoints, device=device,
                      flip_test=True if flip_test is None else flip_test, keep_res=keep_res, **extra, **kwargs)

@@ -126,8 +126,9 @@ class Predictor:
         """Run an ONNX file written by ``centerpose.export`` with onnxruntime (CPU; CUDA provider when
         ``device`` is CUDA and onnxruntime has it), through this predictor's pre- and post-processing.
 
-        Geometry, keypoints and (for ``decode=true`` exports) flip test and K come from the file's metadata;
-        ``keep_res`` defaults to the export being dynamic. See :mod:`centerpose.inference.onnx_runtime`.
+        Geometry, keypoints and (for ``decode=true`` exports) flip test, K, snap and rescore come from the
+        file's metadata; ``keep_res`` defaults to the export being dynamic. See
+        :mod:`centerpose.inference.onnx_runtime`.
         """
         from centerpose.inference.onnx_runtime import predictor_from_onnx
 

@@ -277,6 +277,8 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
             + (" test.keep_res=false" if letterbox else "") + "".join(f" test.{s}" for s in switches))
         out(f"  python -m centerpose.predict ckpt_path={_short(ckpt)} source=<image, folder or video>"
             + (" keep_res=false" if letterbox else "") + "".join(f" {s}" for s in switches))
+        # people out of one ONNX graph, decoded as validation did (fixed at the checkpoint's input size)
+        out(f"  python -m centerpose.export ckpt_path={_short(ckpt)} decode=true" + "".join(f" {s}" for s in switches))
 
 
 def _hydra_choice(group: str) -> str | None:

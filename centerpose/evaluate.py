@@ -143,7 +143,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.oracle:
         # The trainer path: no flip (the oracle heads are probabilities, decoded without a sigmoid).
         codec = hydra.utils.instantiate(cfg.codec, _partial_=True)(keypoints=keypoints).replace(flip_test=False)
-        results = oracle_results(image_dir, ann_file, cfg.oracle, codec, cfg.max_images)
+        results = oracle_results(image_dir, ann_file, cfg.oracle, codec, cfg.max_images,
+                                 joint_offsets=cfg.test.joint_offsets)
     elif cfg.ckpt_path:
         results, times = checkpoint_results(cfg, image_dir, coco, keypoints, unreadable)
     else:

@@ -118,6 +118,29 @@ def test_oracle_outputs_variants():
         oracle_outputs(batch, {"hm"})
 
 
+def test_per_joint_oracle_offsets_keep_joints_that_share_a_cell():
+    """Two joints of one person in one cell: the shared map keeps one offset (the later slot's), the per-joint
+    maps keep both (QUIRK E16), and the decode reads each joint's own."""
+    from centerpose.codec.ops import gather_feat, joint_offset_map
+
+    batch = _batch(j=3)
+    cell = 5 * 8 + 4
+    batch["hp_ind"][0, :2] = cell  # person 0, joints 0 and 1
+    batch["hp_offset"][0, 0] = torch.tensor([0.1, 0.2])
+    batch["hp_offset"][0, 1] = torch.tensor([0.7, 0.9])
+    variant = {"hm", "kps", "hm_hp", "hp_offset"}
+    shared = oracle_outputs(batch, variant)["hp_offset"]
+    per_joint = oracle_outputs(batch, variant, joint_offsets="per_joint")["hp_offset"]
+    assert shared.shape == (1, 2, 8, 8) and per_joint.shape == (1, 6, 8, 8)
+    assert shared[0, :, 5, 4].tolist() == pytest.approx([0.7, 0.9])  # joint 0's offset is lost
+    offsets, ind = joint_offset_map(per_joint, batch["hp_ind"][:, :2], torch.tensor([0, 1]))
+    read = gather_feat(offsets, ind)[0]
+    assert torch.allclose(read, torch.tensor([[0.1, 0.2], [0.7, 0.9]]))
+    assert (per_joint[0, 4:] == 0).all()  # joint 2 has no seed
+    with pytest.raises(ValueError, match="per_joint"):
+        oracle_outputs(batch, variant, joint_offsets="each")
+
+
 # METHOD §3.7: oracle AP of the original on coco-mini val (kp AP, AP50, AP75, APm, APl, AR, bbox AP).
 ORACLE_TABLE = {
     "hm": ({"hm", "kps"}, (1.0000, 1.0000, 1.0000, 1.0000, 1.0000, 1.0000, 0.9673)),

@@ -91,7 +91,7 @@ def gen_oracle_map(feat: Tensor | np.ndarray, ind: Tensor | np.ndarray, w: int, 
 
 
 def oracle_outputs(batch: Mapping[str, Tensor], variant: AbstractSet[str],
-                   base: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+                   base: Mapping[str, Tensor] | None = None, joint_offsets: str = "shared") -> dict[str, Tensor]:
     """Build one stack's head dict (probabilities for ``hm``/``hm_hp``) from a batch of targets.
 
     Args:
@@ -106,6 +106,9 @@ def oracle_outputs(batch: Mapping[str, Tensor], variant: AbstractSet[str],
             ``variant``. Without ``base``, ``wh`` and ``reg`` are always oracle maps (the §3.7 table's
             setting), and ``hm_hp``/``hp_offset`` are left out unless in ``variant`` (like ``--not_hm_hp``
             / ``--not_reg_hp_offset``).
+        joint_offsets: the oracle ``hp_offset`` layout: ``shared`` (B, 2, H, W), every joint's seeds in one map
+            (the original, where joints sharing a cell overwrite each other), or ``per_joint`` (B, 2J, H, W),
+            one map per joint (QUIRK E16).
 
     Returns:
         Head dict ready for :func:`centerpose.codec.decode.decode`.
@@ -123,7 +126,14 @@ def oracle_outputs(batch: Mapping[str, Tensor], variant: AbstractSet[str],
     if "kps" in wanted:
         out["hps"] = batch["dense_hps"] if "dense_hps" in batch else gen_oracle_map(batch["hps"], batch["ind"], w, h)
     if "hp_offset" in wanted:
-        out["hp_offset"] = gen_oracle_map(batch["hp_offset"], batch["hp_ind"], w, h)
+        if joint_offsets == "shared":
+            out["hp_offset"] = gen_oracle_map(batch["hp_offset"], batch["hp_ind"], w, h)
+        elif joint_offsets == "per_joint":
+            j = batch["hp_ind"].shape[1] // batch["ind"].shape[1]  # slots are person-major: person * J + joint
+            out["hp_offset"] = torch.cat([gen_oracle_map(batch["hp_offset"][:, i::j], batch["hp_ind"][:, i::j], w, h)
+                                          for i in range(j)], dim=1)
+        else:
+            raise ValueError(f"oracle_outputs: joint_offsets must be 'shared' or 'per_joint', got {joint_offsets!r}")
     for name in ("wh", "reg"):
         if name in wanted:
             out[name] = gen_oracle_map(batch[name], batch["ind"], w, h)

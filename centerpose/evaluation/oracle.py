@@ -24,7 +24,8 @@ ORACLE_VARIANTS = {
 
 
 def oracle_results(image_dir: Path, ann_file: Path, variant: str, codec: CenterPoseCodec,
-                   max_images: int | None = None, batch_size: int = 8) -> dict[int, Poses]:
+                   max_images: int | None = None, batch_size: int = 8,
+                   joint_offsets: str = "shared") -> dict[int, Poses]:
     """People decoded from ground-truth encodings of every val image (of the first ``max_images``).
 
     Args:
@@ -32,6 +33,7 @@ def oracle_results(image_dir: Path, ann_file: Path, variant: str, codec: CenterP
         variant: a key of :data:`ORACLE_VARIANTS`.
         codec: encodes the targets (its ``corrected_radius``, ``max_objs``, ``input_size``) and decodes them
             (its ``K``, ``tie_break``, ``snap``; the heads are probabilities already, so no sigmoid and no flip).
+        joint_offsets: ``shared`` (the original) or ``per_joint`` oracle joint offsets (see ``oracle_outputs``).
 
     Returns:
         Image id → that image's people in image pixels (float32 numpy).
@@ -42,12 +44,14 @@ def oracle_results(image_dir: Path, ann_file: Path, variant: str, codec: CenterP
 
     if variant not in ORACLE_VARIANTS:
         raise ValueError(f"unknown oracle '{variant}'; choose one of {sorted(ORACLE_VARIANTS)}")
+    if joint_offsets not in ("shared", "per_joint"):
+        raise ValueError(f"oracle: joint_offsets must be 'shared' or 'per_joint', got {joint_offsets!r}")
     dataset = CocoPoseDataset(image_dir, ann_file, train=False, augment=False, codec=codec)
     if max_images:
         dataset = Subset(dataset, range(min(max_images, len(dataset))))
     results: dict[int, Poses] = {}
     for batch in DataLoader(dataset, batch_size=batch_size, num_workers=0):
-        poses = codec.decode_probabilities(oracle_outputs(batch, ORACLE_VARIANTS[variant]), batch["meta"])
+        poses = codec.decode_probabilities(oracle_outputs(batch, ORACLE_VARIANTS[variant], joint_offsets=joint_offsets), batch["meta"])
         for img_id, per_image in zip(batch["meta"]["img_id"].tolist(), poses.numpy().unbind()):
             results[int(img_id)] = per_image
     return results

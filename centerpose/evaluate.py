@@ -119,6 +119,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from centerpose.data.preflight import check_split, enforce
 
     check_config_types(cfg)
+    if cfg.oracle:  # a mistyped oracle setting stops before any image is read
+        from centerpose.models.heads import JOINT_OFFSETS
+
+        for key, value, allowed in (("oracle", cfg.oracle, sorted(ORACLE_VARIANTS)),
+                                    ("test.joint_offsets", cfg.test.joint_offsets, list(JOINT_OFFSETS))):
+            if value not in allowed:
+                raise RunError(f"{key}={value}: expected one of {allowed}")
     keypoints = hydra.utils.instantiate(cfg.keypoints)
     if cfg.ckpt_path and not cfg.oracle:
         from centerpose.checkpoints.format import checkpoint_keypoints

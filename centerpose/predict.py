@@ -109,9 +109,13 @@ def predict(cfg: DictConfig) -> Path:
     if cfg.get("onnx"):  # an exported .onnx file (centerpose.export): geometry comes from its metadata
         if Path(cfg.onnx).suffix.lower() != ".onnx":
             raise ValueError(f"model='{cfg.onnx}': expected an .onnx file written by centerpose.export")
-        # a decode graph keeps the snap/rescore it was exported with; null here means "whatever it has"
-        predictor = Predictor.from_onnx(cfg.onnx, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
-                                        score_thresh=cfg.score_thresh, snap=cfg.snap, rescore=cfg.rescore)
+        # a decode graph keeps the flip, K, snap and rescore it was exported with (null here: whatever it has);
+        # asking for others is the user's to fix, so one line, not a traceback
+        try:
+            predictor = Predictor.from_onnx(cfg.onnx, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
+                                            score_thresh=cfg.score_thresh, snap=cfg.snap, rescore=cfg.rescore)
+        except ValueError as e:
+            raise RunError(str(e)) from e
     elif cfg.ckpt_path:
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
                                               flip_test=cfg.flip_test, keep_res=cfg.keep_res,

@@ -133,6 +133,12 @@ def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_
     assert (out / f"{Path(names[0]).stem}_pose.jpg").is_file()
     with pytest.raises(ValueError, match="flip=true"):
         Predictor.from_onnx(decode_onnx, flip_test=False)
+    # the CLI says so in one line (RunError), before reading any image
+    from centerpose.safety import RunError
+
+    with pytest.raises(RunError, match="snap=nearest inside the graph, got snap=weighted"):
+        predict(compose("predict", [*onnx_model_argv([f"model={decode_onnx}"]), f"source={source}",
+                                    f"paths.output_dir={tmp_path / 'bad'}", "snap=weighted"]))
 
 
 def test_fixed_size_export_letterboxes(pytorch, tmp_path, coco_mini):

@@ -143,3 +143,21 @@ def test_oracle_evaluation_on_coco_mini(coco_mini, tmp_path):
     # METHOD.md §3.7: the original pipeline reaches exactly these with --eval_oracle_hm --eval_oracle_kps.
     assert metrics["AP"] == pytest.approx(1.0, abs=5e-5)
     assert metrics["bbox_AP"] == pytest.approx(0.9673, abs=5e-5)
+
+
+def test_per_joint_oracle_reaches_the_ceiling_and_typos_stop_early(trained, tmp_path):
+    """On the synthetic val figures the per-joint oracle decodes every joint exactly (AP 1.0); the shared map
+    cannot beat it. A mistyped oracle setting stops before any image is read, as one error naming the key."""
+    from centerpose.safety import RunError
+
+    _, root = trained
+    base = ["oracle=all", "data=synthetic", f"data.root={root}", "data.synthetic=null", "data.input_size=128"]
+    shared = evaluate(compose("evaluate", [*base, f"paths.output_dir={tmp_path / 's'}"]))
+    per_joint = evaluate(compose("evaluate", [*base, "test.joint_offsets=per_joint",
+                                              f"paths.output_dir={tmp_path / 'p'}"]))
+    assert per_joint["AP"] == pytest.approx(1.0, abs=5e-5) and per_joint["AP"] >= shared["AP"]
+    with pytest.raises(RunError, match=r"test.joint_offsets=each: expected one of \['shared', 'per_joint'\]"):
+        evaluate(compose("evaluate", [*base, "test.joint_offsets=each", f"paths.output_dir={tmp_path / 'x'}"]))
+    with pytest.raises(RunError, match="oracle=everything"):
+        evaluate(compose("evaluate", ["oracle=everything", *base[1:], f"paths.output_dir={tmp_path / 'y'}"]))
+    assert not (tmp_path / "x").exists()

@@ -35,6 +35,7 @@ from centerpose.config import config_dir, quote_argv
 from centerpose.data.datamodule import check_coco_layout, coco_split_paths
 from centerpose.codec.poses import Poses
 from centerpose.evaluation.coco import evaluate_coco, save_coco_results, to_coco_results
+from centerpose.codec.ops import JOINT_OFFSETS
 from centerpose.evaluation.oracle import ORACLE_VARIANTS, oracle_results  # noqa: F401  (ORACLE_VARIANTS: re-export)
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.keypoints import KeypointSpec
@@ -120,8 +121,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     check_config_types(cfg)
     if cfg.oracle:  # a mistyped oracle setting stops before any image is read
-        from centerpose.models.heads import JOINT_OFFSETS
-
         for key, value, allowed in (("oracle", cfg.oracle, sorted(ORACLE_VARIANTS)),
                                     ("test.joint_offsets", cfg.test.joint_offsets, list(JOINT_OFFSETS))):
             if value not in allowed:

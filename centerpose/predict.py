@@ -106,6 +106,8 @@ def predict(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     kind = source_kind(cfg.source)
+    # null = the original's decode for a checkpoint or raw heads, the exported one for a decode graph
+    switches = {name: cfg[name] for name in ("snap", "rescore") if cfg[name] is not None}
     if cfg.get("onnx"):  # an exported .onnx file (centerpose.export): geometry comes from its metadata
         if Path(cfg.onnx).suffix.lower() != ".onnx":
             raise ValueError(f"model='{cfg.onnx}': expected an .onnx file written by centerpose.export")
@@ -113,14 +115,13 @@ def predict(cfg: DictConfig) -> Path:
         # asking for others is the user's to fix, so one line, not a traceback
         try:
             predictor = Predictor.from_onnx(cfg.onnx, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
-                                            score_thresh=cfg.score_thresh, snap=cfg.snap, rescore=cfg.rescore)
+                                            score_thresh=cfg.score_thresh, **switches)
         except ValueError as e:
             raise RunError(str(e)) from e
     elif cfg.ckpt_path:
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
                                               flip_test=cfg.flip_test, keep_res=cfg.keep_res,
-                                              score_thresh=cfg.score_thresh, snap=cfg.snap or "nearest",
-                                              rescore=bool(cfg.rescore))
+                                              score_thresh=cfg.score_thresh, **switches)
     else:
         raise ValueError("predict needs ckpt_path=<checkpoint> or model=<exported .onnx file>")
     tracker = FrameTracker(cfg, predictor) if cfg.get("track") else None

@@ -196,8 +196,8 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
 
     Heads used: ``hm`` (B, C, H, W) and ``hm_hp`` (B, J, H, W) as **probabilities**; ``hps`` (B, 2J, H, W),
     ``wh`` (B, 2, H, W); optional ``reg`` (B, 2, H, W) (absent: centre = cell + 0.5), ``hm_hp`` (absent: no
-    snapping) and ``hp_offset`` (B, 2, H, W), or (B, 2J, H, W) per joint (absent: candidates at cell + 0.5). Boxes and joints are not
-    clipped (QUIRK E8).
+    snapping) and ``hp_offset`` (B, 2, H, W), or (B, 2J, H, W) per joint (absent: candidates at cell + 0.5).
+    Boxes and joints are not clipped (QUIRK E8).
 
     Args:
         outputs: head dict of one stack (e.g. ``sigmoid_outputs(model(x)[-1])``).

@@ -5,7 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["clamped_sigmoid", "gather_feat", "joint_offset_map"]
+__all__ = ["JOINT_OFFSETS", "clamped_sigmoid", "gather_feat", "joint_offset_map"]
+
+#: ``hp_offset`` layouts: ``shared``, one sub-cell offset pair for every joint (B, 2, H, W), the original;
+#: ``per_joint``, one pair per joint (B, 2J, H, W) (QUIRK E16).
+JOINT_OFFSETS = ("shared", "per_joint")
 
 
 def clamped_sigmoid(x: Tensor, eps: float = 1e-4) -> Tensor:

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from centerpose.codec.ops import JOINT_OFFSETS
+
 __all__ = ["ORACLE_HEADS", "gen_oracle_map", "oracle_outputs"]
 
 #: Heads :func:`oracle_outputs` can replace by ground truth ("kps" = the ``hps`` head).
@@ -116,6 +118,8 @@ def oracle_outputs(batch: Mapping[str, Tensor], variant: AbstractSet[str],
     unknown = set(variant) - ORACLE_HEADS
     if unknown:
         raise ValueError(f"oracle_outputs: unknown heads {sorted(unknown)}; choose from {sorted(ORACLE_HEADS)}")
+    if joint_offsets not in JOINT_OFFSETS:
+        raise ValueError(f"oracle_outputs: joint_offsets must be one of {JOINT_OFFSETS}, got {joint_offsets!r}")
     h, w = batch["hm"].shape[-2:]
     out: dict[str, Tensor] = dict(base) if base is not None else {}
     wanted = set(variant) if base is not None else set(variant) | {"wh", "reg"}
@@ -128,12 +132,10 @@ def oracle_outputs(batch: Mapping[str, Tensor], variant: AbstractSet[str],
     if "hp_offset" in wanted:
         if joint_offsets == "shared":
             out["hp_offset"] = gen_oracle_map(batch["hp_offset"], batch["hp_ind"], w, h)
-        elif joint_offsets == "per_joint":
-            j = batch["hp_ind"].shape[1] // batch["ind"].shape[1]  # slots are person-major: person * J + joint
+        else:  # one map per joint; slots are person-major (person · J + joint), so joint i's are [i::J]
+            j = batch["hp_ind"].shape[1] // batch["ind"].shape[1]
             out["hp_offset"] = torch.cat([gen_oracle_map(batch["hp_offset"][:, i::j], batch["hp_ind"][:, i::j], w, h)
                                           for i in range(j)], dim=1)
-        else:
-            raise ValueError(f"oracle_outputs: joint_offsets must be 'shared' or 'per_joint', got {joint_offsets!r}")
     for name in ("wh", "reg"):
         if name in wanted:
             out[name] = gen_oracle_map(batch[name], batch["ind"], w, h)

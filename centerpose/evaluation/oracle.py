@@ -44,14 +44,13 @@ def oracle_results(image_dir: Path, ann_file: Path, variant: str, codec: CenterP
 
     if variant not in ORACLE_VARIANTS:
         raise ValueError(f"unknown oracle '{variant}'; choose one of {sorted(ORACLE_VARIANTS)}")
-    if joint_offsets not in ("shared", "per_joint"):
-        raise ValueError(f"oracle: joint_offsets must be 'shared' or 'per_joint', got {joint_offsets!r}")
     dataset = CocoPoseDataset(image_dir, ann_file, train=False, augment=False, codec=codec)
     if max_images:
         dataset = Subset(dataset, range(min(max_images, len(dataset))))
     results: dict[int, Poses] = {}
     for batch in DataLoader(dataset, batch_size=batch_size, num_workers=0):
-        poses = codec.decode_probabilities(oracle_outputs(batch, ORACLE_VARIANTS[variant], joint_offsets=joint_offsets), batch["meta"])
+        heads = oracle_outputs(batch, ORACLE_VARIANTS[variant], joint_offsets=joint_offsets)
+        poses = codec.decode_probabilities(heads, batch["meta"])
         for img_id, per_image in zip(batch["meta"]["img_id"].tolist(), poses.numpy().unbind()):
             results[int(img_id)] = per_image
     return results

@@ -208,8 +208,6 @@ def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *,
                                  f"{name}={str(asked).lower()}; export again with {name}={str(asked).lower()}")
         return OnnxDecodePredictor(session, keypoints, device="cpu", flip_test=meta["flip"], keep_res=keep_res,
                                    K=meta["K"], fix_flip_offset=meta["fix_flip_offset"], **inside, **kwargs)
-    # None = the decode option's default (the original's)
-    extra = {k: v for k, v in (("K", K), ("snap", kwargs.pop("snap", None)), ("rescore", kwargs.pop("rescore", None)))
-             if v is not None}
+    extra = {"K": K} if K is not None else {}
     return Predictor(OnnxHeadsNet(session), keypoints=keypoints, device=device,
                      flip_test=True if flip_test is None else flip_test, keep_res=keep_res, **extra, **kwargs)

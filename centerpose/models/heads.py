@@ -11,14 +11,11 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from centerpose.codec.ops import JOINT_OFFSETS
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 HM_BIAS = -2.19  # −log((1 − 0.1) / 0.1): initial focal-loss prior of 0.1
 INIT_STYLES = ("dla", "res", "resdcn", "hourglass")
-
-
-#: ``shared``: one sub-cell offset pair for every joint (the original); ``per_joint``: one pair per joint.
-JOINT_OFFSETS = ("shared", "per_joint")
 
 
 def pose_heads(keypoints: KeypointSpec = COCO_PERSON, hm_hp: bool = True, reg_offset: bool = True,

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from centerpose.safety import RunError
+from centerpose.errors import RunError
 
 _SIMPLE = (bool, int, float, str, type(None))
 

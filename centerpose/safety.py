@@ -21,9 +21,7 @@ from typing import Iterator
 
 import pytorch_lightning as pl
 
-
-class RunError(RuntimeError):
-    """An error a user must act on; the message says what and how, in one line where possible."""
+from centerpose.errors import RunError
 
 
 @contextlib.contextmanager

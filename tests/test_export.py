@@ -134,7 +134,7 @@ def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_
     with pytest.raises(ValueError, match="flip=true"):
         Predictor.from_onnx(decode_onnx, flip_test=False)
     # the CLI says so in one line (RunError), before reading any image
-    from centerpose.safety import RunError
+    from centerpose.errors import RunError
 
     with pytest.raises(RunError, match="snap=nearest inside the graph, got snap=weighted"):
         predict(compose("predict", [*onnx_model_argv([f"model={decode_onnx}"]), f"source={source}",

@@ -148,7 +148,7 @@ def test_oracle_evaluation_on_coco_mini(coco_mini, tmp_path):
 def test_per_joint_oracle_reaches_the_ceiling_and_typos_stop_early(trained, tmp_path):
     """On the synthetic val figures the per-joint oracle decodes every joint exactly (AP 1.0); the shared map
     cannot beat it. A mistyped oracle setting stops before any image is read, as one error naming the key."""
-    from centerpose.safety import RunError
+    from centerpose.errors import RunError
 
     _, root = trained
     base = ["oracle=all", "data=synthetic", f"data.root={root}", "data.synthetic=null", "data.input_size=128"]

@@ -18,7 +18,7 @@ import torch
 from centerpose.checkpoints import CheckpointLoadError, CheckpointSaveError, SafeCheckpointIO
 from centerpose.config import compose
 from centerpose.training.launch import resolve_ckpt_path
-from centerpose.safety import RunError
+from centerpose.errors import RunError
 
 REPO = Path(__file__).resolve().parents[1]
 

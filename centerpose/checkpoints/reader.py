@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from centerpose.safety import RunError
+from centerpose.errors import RunError
 
 #: Prefixes a wrapper puts in front of every key: DataParallel/DDP ``module.``, a wrapping module's
 #: ``model.`` / ``net.`` (a LightningModule's attribute).

@@ -25,7 +25,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from centerpose.checkpoints.reader import CheckpointLoadError, read_checkpoint
-from centerpose.safety import RunError
+from centerpose.errors import RunError
 
 log = logging.getLogger("centerpose.checkpoints")
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from centerpose.safety import RunError
+from centerpose.errors import RunError
 
 log = logging.getLogger("centerpose.data")
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from centerpose.safety import RunError
+from centerpose.errors import RunError
 
 log = logging.getLogger("centerpose.training.guards")
 

@@ -181,15 +181,16 @@ def test_name_resolves_to_converted_checkpoint_and_predicts(resolved, pose_file,
     assert len(poses) == 5 and poses.keypoints.shape[1:] == (17, 3)
 
 
-def test_predict_cli_runs_the_resolved_checkpoint(resolved, tmp_path):
-    # `centerpose.predict model=<zoo name>` is the config key's job (it calls resolve_weights); the
-    # command-line run of what it resolves to:
-    _, path, _ = resolved
+def test_predict_cli_runs_the_resolved_checkpoint(resolved, mirror, tmp_path):
+    # `model=<zoo name>` is the predict config key's job (it calls resolve_weights); until it lands this runs
+    # the file the name resolves to, in the environment the name would resolve in.
+    home, path, _ = resolved
     image = _image(tmp_path / "one.jpg")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "CENTERPOSE_HOME": str(home),
+           "CENTERPOSE_ZOO_URL": mirror.url}
     run = subprocess.run([sys.executable, "-m", "centerpose.predict", f"ckpt_path={path}", f"source={image}",
                           f"hydra.run.dir={tmp_path / 'run'}", "device=cpu"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     detections = json.loads((tmp_path / "run" / "detections.json").read_text())
     assert detections
@@ -336,7 +337,7 @@ def test_drive_download_through_gdown_for_init_from(zoo_env, monkeypatch):
     assert MODELS["ctdet_coco_hg"].url in message and "3 attempts" in message and "resolve" in message
 
 
-def test_names_that_do_not_download(zoo_env, mirror, tmp_path):
+def test_names_that_do_not_download(zoo_env, mirror, tmp_path, monkeypatch):
     with pytest.raises(UnknownModelError, match="did you mean multi_pose_dla_3x") as err:
         resolve_weights("multi_pose_dla3x")
     assert isinstance(err.value, FileNotFoundError)
@@ -345,6 +346,11 @@ def test_names_that_do_not_download(zoo_env, mirror, tmp_path):
     with pytest.raises(WrongTaskError, match="init_from=ctdet_coco_dla_2x"):
         Predictor.from_pretrained("ctdet_coco_dla_2x")
     assert sum(mirror.hits.values()) == 0
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("CENTERPOSE_HOME", str(blocker))  # a file where the cache folder should go
+    with pytest.raises(RunError, match="cannot create the zoo cache folder .*CENTERPOSE_HOME"):
+        resolve_weights("multi_pose_dla_1x")
     own = tmp_path / "mine.ckpt"
     own.write_bytes(b"x")
     assert resolve_weights(own) == own and resolve_weights(str(own)) == own

@@ -137,7 +137,7 @@ def fetch(entry: ZooModel, dest: Path, hand_hint: str) -> str:
         except _Refused as err:
             reason = str(err)
             break
-        except Exception as err:  # network, HTTP 5xx, gdown's own errors: try again
+        except Exception as err:  # noqa: BLE001  (network, HTTP 5xx, gdown's own errors: try again)
             reason = _reason(err)
             log.warning("download of %s failed: %s", entry.file_name, reason)
         finally:

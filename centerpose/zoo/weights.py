@@ -17,8 +17,8 @@ from pathlib import Path
 from centerpose.zoo import cache
 from centerpose.zoo.cache import State
 from centerpose.zoo.download import MIRROR_ENV, fetch, source_of
-from centerpose.zoo.errors import WrongTaskError, ZooFileError
-from centerpose.zoo.models import ZooModel, get_model
+from centerpose.zoo.errors import WrongTaskError, ZooError, ZooFileError
+from centerpose.zoo.models import MODELS, ZooModel, get_model
 
 __all__ = ["cached_path", "ensure", "resolve_weights"]
 
@@ -48,16 +48,10 @@ def resolve_weights(name_or_path: str | Path, task: str | None = None) -> Path:
         return path
     entry = get_model(str(name_or_path))  # unknown names and rows without weights raise here
     if task is not None and entry.task != task:
-        pose = ", ".join(n for n, m in _pose_models().items())
+        pose = ", ".join(n for n, m in MODELS.items() if m.task == "pose" and m.drive_id)
         raise WrongTaskError(f"model '{entry.name}' is the original's {entry.task} model (for "
                              f"`centerpose train init_from={entry.name}`), not a {task} model; choose one of {pose}")
     return ensure(entry)
-
-
-def _pose_models() -> dict[str, ZooModel]:
-    from centerpose.zoo.models import MODELS
-
-    return {n: m for n, m in MODELS.items() if m.task == "pose" and m.drive_id}
 
 
 def cached_path(entry: ZooModel) -> Path:
@@ -74,7 +68,11 @@ def ensure(entry: ZooModel) -> Path:
     from filelock import FileLock
 
     folder = cache.zoo_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ZooError(f"{entry.name}: cannot create the zoo cache folder {folder} ({err.strerror or err}); "
+                       "set CENTERPOSE_HOME to a writable folder") from None
     with FileLock(str(folder / f".{entry.name}.lock")):  # DDP ranks asking at once: one fetches, all wait
         if entry.task == "detection":
             path, origin = _original(entry, folder)

@@ -16,6 +16,7 @@ from torch import nn
 from centerpose.checkpoints.format import NET_PREFIX, net_state_dict
 from centerpose.checkpoints.original import LoadReport, convert_original_state_dict, load_matching
 from centerpose.checkpoints.reader import read_checkpoint, state_dict_of
+from centerpose.zoo import is_zoo_name, resolve_weights
 
 log = logging.getLogger("centerpose.checkpoints")
 
@@ -27,7 +28,7 @@ def read_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
     CenterNet file (``{'epoch', 'state_dict'}`` with the original names, ``module.`` stripped) or a bare
     state dict of either naming.
     """
-    path = Path(path)
+    path = resolve_weights(path) if is_zoo_name(path) else Path(path)  # a zoo name: fetched, checked
     if not path.is_file():
         raise FileNotFoundError(f"init_from: checkpoint not found: '{path}' (download it there, or set "
                                 "init_from=null to start from the backbone's ImageNet weights)")

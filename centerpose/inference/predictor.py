@@ -210,3 +210,12 @@ class Predictor:
         self.timer.add("load", time.perf_counter() - t0)
         results = [self._poses(rows) for rows in self.predict_rows_batch(loaded)]
         return results[0] if single else results
+
+    @classmethod
+    def from_pretrained(cls, name: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> "Predictor":
+        """A model-zoo pose model by name (``multi_pose_dla_3x``, ...: ``centerpose zoo list``), fetched and
+        converted into ``$CENTERPOSE_HOME/zoo`` on first use, then as :meth:`from_checkpoint`; a checkpoint
+        path works too. See :mod:`centerpose.zoo`."""
+        from centerpose.zoo import resolve_weights
+
+        return cls.from_checkpoint(resolve_weights(name, task="pose"), device=device, **kwargs)

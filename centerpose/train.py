@@ -15,9 +15,10 @@ Sweeps and resume:
     python -m centerpose.train <same overrides> ckpt_path=outputs/train/<run>/checkpoints/last.ckpt
 
 How a run is put together: Hydra composes ``configs/train.yaml``; ``model.net`` is built by
-``centerpose.models.build_model`` from one registry entry (``centerpose/models/registry.py``), ``codec`` once
-(``centerpose.codec.CenterPoseCodec``) and handed to the data module (encode), the LightningModule (decode for
-validation) and the pose-image callback; ``centerpose.training`` holds the module, loss, schedules and callbacks;
+``centerpose.models.build_model`` from one registry entry (``centerpose/models/registry.py``); the skeleton, the
+decode options (the ``decode`` group: ``decode.flip_test=true``, ``decode.snap=weighted``, ...) and the codec
+(``centerpose.codec.CenterPoseCodec``) are built once and handed to the data module (encode), the LightningModule
+(decode for validation) and the pose-image callback; ``centerpose.training`` holds the module, loss, schedules and callbacks;
 checkpoints are written and read by ``centerpose.checkpoints``.
 
 Outputs (config, checkpoints, logs) go to ``outputs/train/<date>_<time>/`` (``multirun/...`` for sweeps).

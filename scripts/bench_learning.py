@@ -137,7 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dense-hp", action=argparse.BooleanOptionalAction, default=True,
                    help="the original's --dense_hp joint-offset targets (faster to fit)")
     p.add_argument("--recipe", choices=("original", "improved"), default="original",
-                   help="original: the original's targets, offsets and decode; improved: + issue 10's switches "
+                   help="original: the original's targets, offsets and decode; improved: + the measured switches "
                         "(joint_radius=sigma, joint_offsets=per_joint, snap=weighted, rescore)")
     p.add_argument("--gpu", action="store_true")
     return p.parse_args(argv)

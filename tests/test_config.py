@@ -220,3 +220,16 @@ def test_the_model_selection_key_resolves_files_and_keeps_ckpt_path(tmp_path):
         model_file(compose("evaluate", [f"model={weights}", "ckpt_path=x.ckpt"]))
     with pytest.raises(RunError, match="no-such-model"):
         model_file(compose("evaluate", ["model=no-such-model"]))
+
+
+def test_hydra_itself_refuses_int_group_choices_so_the_quoting_stays():
+    """Why :func:`quote_numeric_choices` exists: Hydra parses ``gpus=8`` as an int and refuses it as a choice."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        with pytest.raises(Exception, match="must be a string"):
+            hydra_compose(config_name="train", overrides=["gpus=8"])
+    assert compose("train", ["gpus=8"]).trainer.devices == 8

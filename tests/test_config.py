@@ -229,7 +229,7 @@ def test_hydra_itself_refuses_int_group_choices_so_the_quoting_stays():
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        with pytest.raises(Exception, match="must be a string"):
-            hydra_compose(config_name="train", overrides=["gpus=8"])
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"), \
+            pytest.raises(Exception, match="must be a string"):
+        hydra_compose(config_name="train", overrides=["gpus=8"])
     assert compose("train", ["gpus=8"]).trainer.devices == 8

@@ -28,7 +28,12 @@ _EXPORTS = {
     **dict.fromkeys(("CheckpointSaveError", "SafeCheckpointIO", "clean_partial_saves"), "safe_io"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CenterPoseCheckpoint", "CheckpointLoadError", "CheckpointSaveError", "SafeCheckpointIO", "check_resumable",
+    "checkpoint_keypoints", "clean_partial_saves", "init_from_checkpoint", "load", "load_network",
+    "net_state_dict", "read_checkpoint", "read_state_dict", "read_tensors", "save",
+]
+assert sorted(__all__) == sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -30,8 +30,8 @@ def env_global_rank() -> int:
     for key in ("RANK", "SLURM_PROCID"):
         if os.environ.get(key, "").isdigit():
             return int(os.environ[key])
-    local = int(os.environ.get("LOCAL_RANK", 0) or 0)
-    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0)) or 0)
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0")) or 0)
     return local if node == 0 else node * 1_000 + local
 
 

@@ -28,23 +28,6 @@ def quote_numeric_choices(overrides: list[str]) -> list[str]:
     return quoted
 
 
-#: Override keys that moved, old spelling -> new one (the decode options left the evaluator for the codec).
-MOVED_KEYS = {f"model.evaluator.{name}": f"codec.decode.{name}"
-              for name in ("K", "flip_test", "sigmoid", "fix_flip_offset", "tie_break", "snap")}
-_MOVED_KEY = re.compile(r"^(?P<prefix>[+~]*)(?P<key>[\w.]+)(?P<rest>=.*)?$")
-
-
-def rename_moved_keys(overrides: list[str]) -> list[str]:
-    """``model.evaluator.tie_break=stable`` -> ``codec.decode.tie_break=stable`` (see :data:`MOVED_KEYS`)."""
-    renamed = []
-    for item in overrides:
-        match = _MOVED_KEY.match(item)
-        if match and match["key"] in MOVED_KEYS:
-            item = f"{match['prefix']}{MOVED_KEYS[match['key']]}{match['rest'] or ''}"
-        renamed.append(item)
-    return renamed
-
-
 def config_dir() -> Path:
     """The ``configs/`` directory: inside the package for a wheel install, else the repo's top level."""
     for candidate in (_PACKAGE_DIR / "configs", _PACKAGE_DIR.parent / "configs"):
@@ -70,7 +53,7 @@ def compose(config_name: str = "train", overrides: list[str] | None = None,
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=rename_moved_keys(quote_numeric_choices(list(overrides or []))),
+        cfg = hydra_compose(config_name=config_name, overrides=quote_numeric_choices(list(overrides or [])),
                             return_hydra_config=return_hydra_config)
     if return_hydra_config:
         HydraConfig.instance().set_config(cfg)
@@ -92,6 +75,41 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 
 def quote_argv() -> None:
-    """Apply :func:`quote_numeric_choices` and :func:`rename_moved_keys` to ``sys.argv`` (call before
-    ``@hydra.main`` parses it)."""
-    sys.argv[1:] = rename_moved_keys(quote_numeric_choices(sys.argv[1:]))
+    """Apply :func:`quote_numeric_choices` to ``sys.argv`` (call before ``@hydra.main`` parses it)."""
+    sys.argv[1:] = quote_numeric_choices(sys.argv[1:])
+
+
+# ---------------------------------------------------------------------------- config -> objects, once per run
+def decode_options(cfg: DictConfig):
+    """The run's :class:`~centerpose.codec.DecodeOptions`, built from the ``decode`` group (once per run)."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.decode)
+
+
+def build_codec(cfg: DictConfig, keypoints, options):
+    """The run's one :class:`~centerpose.codec.CenterPoseCodec`: ``cfg.codec`` with the skeleton and the decode
+    options handed in (``_partial_``: Hydra would turn the dataclasses into config nodes)."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.codec, _partial_=True)(keypoints=keypoints, decode=options)
+
+
+def model_file(cfg: DictConfig, *, required: bool = True) -> Path | None:
+    """The weights file of evaluate / predict / export: ``model=`` (a file or a model-zoo name, resolved by
+    :func:`centerpose.zoo.resolve_weights`), else ``ckpt_path=`` (a file, as given); None when neither is set
+    and not ``required``."""
+    from centerpose.errors import RunError
+
+    model, ckpt_path = cfg.get("model"), cfg.get("ckpt_path")
+    if model and ckpt_path:
+        raise RunError(f"model={model} and ckpt_path={ckpt_path}: set one of them")
+    if model:
+        from centerpose.zoo import resolve_weights
+
+        return resolve_weights(str(model))
+    if ckpt_path:
+        return Path(str(ckpt_path))
+    if required:
+        raise RunError("no weights given: set model=<checkpoint file or model-zoo name> (or ckpt_path=)")
+    return None

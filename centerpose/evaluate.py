@@ -1,7 +1,7 @@
 """Evaluate a checkpoint (or the encode/decode oracle) with COCO keypoint and box AP.
 
-    python -m centerpose.evaluate ckpt_path=outputs/train/<run>/checkpoints/last.ckpt data=coco
-    python -m centerpose.evaluate ckpt_path=... test.flip=false test.scales=[0.5,1,1.5]
+    python -m centerpose.evaluate model=outputs/train/<run>/checkpoints/last.ckpt data=coco
+    python -m centerpose.evaluate model=multi_pose_dla_3x decode.flip_test=false test.scales=[0.5,1,1.5]
     python -m centerpose.evaluate oracle=all data=coco_mini
 
 The network comes from the checkpoint (``centerpose.checkpoints``: weights, keypoint description, architecture
@@ -31,7 +31,8 @@ from pycocotools.coco import COCO
 from rich.console import Console
 from rich.table import Table
 
-from centerpose.config import config_dir, quote_argv
+from centerpose.codec.codec import CenterPoseCodec
+from centerpose.config import build_codec, config_dir, decode_options, model_file, quote_argv
 from centerpose.data.datamodule import check_coco_layout, coco_split_paths
 from centerpose.codec.poses import Poses
 from centerpose.evaluation.coco import evaluate_coco, save_coco_results, to_coco_results
@@ -48,26 +49,25 @@ def resolve_device(name: str) -> torch.device:
                         "cpu" if name == "auto" else name)
 
 
-def checkpoint_results(cfg: DictConfig, image_dir: Path, coco: COCO, keypoints: KeypointSpec,
+def checkpoint_results(cfg: DictConfig, ckpt_path: Path, image_dir: Path, coco: COCO, codec: CenterPoseCodec,
                        unreadable: list[dict] | None = None) -> tuple[dict[int, Poses], dict]:
     """Run the predictor over every image of the split; returns results and per-stage times.
 
-    The decode is ``cfg.codec``'s (the detector's: flip test, plain sigmoid; set through ``test.*``), with the
-    checkpoint's skeleton. An image that cannot be read is scored as one without detections and appended to
-    ``unreadable``.
+    The decode is ``codec``'s (the run's one, with the ``decode`` group's options: by default the detector's
+    flip test and plain sigmoid) with the checkpoint's skeleton; ``test.*`` is the protocol around it. An image
+    that cannot be read is scored as one without detections and appended to ``unreadable``.
     """
     from rich.progress import track
 
     from centerpose.inference.predictor import Predictor
 
     test = cfg.test
-    codec = hydra.utils.instantiate(cfg.codec, _partial_=True)(keypoints=keypoints)
-    kwargs = dict(keep_res=test.keep_res, scales=list(test.scales), score_thresh=0.0,
-                  merge=test.get("merge", "original"), codec=codec)
+    kwargs = dict(keep_res=test.keep_res, scales=list(test.scales), score_thresh=0.0, merge=test.merge, codec=codec)
     if test.pad is not None:
         kwargs["pad"] = test.pad
-    predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device), **kwargs)
-    check_skeleton_fits(predictor.keypoints, keypoints, cfg.ckpt_path)
+    predictor = Predictor.from_checkpoint(ckpt_path, device=resolve_device(cfg.device), **kwargs)
+    check_skeleton_fits(predictor.keypoints, codec.keypoints, str(ckpt_path))
+    keypoints = codec.keypoints
     ids = sorted(coco.getImgIds())[: cfg.max_images or None]
     results = {}
     unreadable = [] if unreadable is None else unreadable
@@ -126,12 +126,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             if value not in allowed:
                 raise RunError(f"{key}={value}: expected one of {allowed}")
     keypoints = hydra.utils.instantiate(cfg.keypoints)
-    if cfg.ckpt_path and not cfg.oracle:
+    ckpt_path = None if cfg.oracle else model_file(cfg, required=False)
+    if ckpt_path is not None:
         from centerpose.checkpoints.format import checkpoint_keypoints
 
         # Score with the skeleton (and OKS sigmas) the checkpoint was trained for; the pre-flight pass below
         # then refuses data of another skeleton before the first image.
-        keypoints = checkpoint_keypoints(cfg.ckpt_path) or keypoints
+        keypoints = checkpoint_keypoints(ckpt_path) or keypoints
+    # the run's decode options and codec, built once
+    codec = build_codec(cfg, keypoints, decode_options(cfg))
     check_coco_layout(cfg.data.root, ("val",))
     image_dir, ann_file = coco_split_paths(cfg.data.root, "val")
     out = Path(cfg.paths.output_dir)
@@ -148,13 +151,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     unreadable: list[dict] = []
     if cfg.oracle:
         # The trainer path: no flip (the oracle heads are probabilities, decoded without a sigmoid).
-        codec = hydra.utils.instantiate(cfg.codec, _partial_=True)(keypoints=keypoints).replace(flip_test=False)
-        results = oracle_results(image_dir, ann_file, cfg.oracle, codec, cfg.max_images,
+        results = oracle_results(image_dir, ann_file, cfg.oracle, codec.replace(flip_test=False), cfg.max_images,
                                  joint_offsets=cfg.test.joint_offsets)
-    elif cfg.ckpt_path:
-        results, times = checkpoint_results(cfg, image_dir, coco, keypoints, unreadable)
+    elif ckpt_path is not None:
+        results, times = checkpoint_results(cfg, ckpt_path, image_dir, coco, codec, unreadable)
     else:
-        raise ValueError("evaluate needs ckpt_path=<checkpoint> or oracle=hm|hm_hp|all")
+        raise RunError("evaluate needs model=<checkpoint file or model-zoo name> (or ckpt_path=) or "
+                       "oracle=hm|hm_hp|all")
     coco_results = to_coco_results(dict(sorted(results.items())))
     if cfg.max_images:
         coco.imgs = {i: coco.imgs[i] for i in sorted(results)}  # score only the evaluated images

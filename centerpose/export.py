@@ -1,9 +1,9 @@
 """Export a checkpoint to ONNX (deformable convs included) or TorchScript, for deployment.
 
-    python -m centerpose.export ckpt_path=last.ckpt                          # model.onnx: raw heads, 512 × 512
-    python -m centerpose.export ckpt_path=last.ckpt dynamic=true             # any batch and size (keep_res)
-    python -m centerpose.export ckpt_path=last.ckpt decode=true dynamic=true # people out, flip test inside
-    python -m centerpose.export ckpt_path=last.ckpt format=torchscript       # model.pt (traced, fixed size)
+    python -m centerpose.export model=last.ckpt                              # model.onnx: raw heads, 512 × 512
+    python -m centerpose.export model=last.ckpt dynamic=true                 # any batch and size (keep_res)
+    python -m centerpose.export model=last.ckpt outputs=people dynamic=true  # people out, flip test inside
+    python -m centerpose.export model=last.ckpt format=torchscript           # model.pt (traced, fixed size)
 
 ONNX uses the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, opset ≥ 19), which maps
 ``torchvision.ops.deform_conv2d`` to the ONNX ``DeformConv`` op; every DCN runs that op while exporting
@@ -37,6 +37,8 @@ log = logging.getLogger("centerpose.export")
 METADATA_KEY = "centerpose"
 MIN_OPSET = 19  # ONNX DeformConv appeared in opset 19
 FORMATS = ("onnx", "torchscript")
+# heads: the raw head maps; people: the decode inside the graph
+OUTPUTS = ("heads", "people")
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -227,22 +229,27 @@ def export_torchscript(net: nn.Module, path: str | Path, *, keypoints: KeypointS
 
 
 def export(cfg: DictConfig) -> Path:
-    """Export ``cfg.ckpt_path`` (a centerpose or converted original checkpoint) as ``cfg.format``."""
+    """Export ``cfg.model`` / ``cfg.ckpt_path`` (a centerpose or converted original checkpoint) as ``cfg.format``;
+    with ``outputs=people`` the graph decodes with the run's ``decode`` options."""
+    from centerpose.config import decode_options, model_file
     from centerpose.inference.predictor import Predictor
 
     fmt: Literal["onnx", "torchscript"] = cfg.format
     if fmt not in FORMATS:
         raise ValueError(f"export: format must be one of {FORMATS}, got {fmt!r}")
-    loaded = Predictor.from_checkpoint(cfg.ckpt_path, device="cpu")
+    if cfg.outputs not in OUTPUTS:
+        raise ValueError(f"export: outputs must be one of {OUTPUTS}, got {cfg.outputs!r}")
+    options = decode_options(cfg)  # the run's decode options, built once
+    loaded = Predictor.from_checkpoint(model_file(cfg), device="cpu")
     net, keypoints = loaded.net, loaded.keypoints
     pad = int(cfg.pad) if cfg.pad is not None else loaded.pad
     size = cfg.input_size if cfg.input_size is not None else loaded.input_size
     input_hw = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
     out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / ("model.onnx" if fmt == "onnx"
                                                                               else "model.pt")
-    common = dict(keypoints=keypoints, decode=cfg.decode, flip=cfg.flip, K=cfg.K,
-                  fix_flip_offset=cfg.fix_flip_offset, input_hw=input_hw, batch_size=cfg.batch_size, pad=pad,
-                  snap=cfg.snap, rescore=cfg.rescore)
+    common = dict(keypoints=keypoints, decode=cfg.outputs == "people", flip=options.flip_test, K=options.K,
+                  fix_flip_offset=options.fix_flip_offset, input_hw=input_hw, batch_size=cfg.batch_size, pad=pad,
+                  snap=options.snap, rescore=options.rescore)
     if fmt == "onnx":
         return export_onnx(net, out, dynamic=cfg.dynamic, opset=cfg.opset, check=cfg.check, **common)
     if cfg.dynamic:

@@ -1,11 +1,12 @@
 """Predict poses on an image, a folder of images, a video or a webcam, and draw them.
 
-    python -m centerpose.predict ckpt_path=last.ckpt source=street.jpg
-    python -m centerpose.predict ckpt_path=last.ckpt source=photos/          # every image, progress bar
-    python -m centerpose.predict ckpt_path=last.ckpt source=clip.mp4         # writes clip.mp4 with skeletons
-    python -m centerpose.predict ckpt_path=last.ckpt source=0 max_frames=300 # webcam 0
-    python -m centerpose.predict model=model.onnx source=photos/             # an exported model, onnxruntime
-    python -m centerpose.predict ckpt_path=last.ckpt source=clip.mp4 track=true  # persistent person ids
+    python -m centerpose.predict model=last.ckpt source=street.jpg
+    python -m centerpose.predict model=last.ckpt source=photos/          # every image, progress bar
+    python -m centerpose.predict model=last.ckpt source=clip.mp4         # writes clip.mp4 with skeletons
+    python -m centerpose.predict model=last.ckpt source=0 max_frames=300 # webcam 0
+    python -m centerpose.predict model=model.onnx source=photos/         # an exported model, onnxruntime
+    python -m centerpose.predict model=multi_pose_dla_3x source=photos/  # a model-zoo name
+    python -m centerpose.predict model=last.ckpt source=clip.mp4 track=true  # persistent person ids
 
 Built from ``centerpose.inference``: the ``Predictor`` (checkpoint through ``centerpose.checkpoints``, or an
 ONNX file through ``onnx_runtime``; people decoded by the codec into ``Poses``), ``tracking.PoseTracker`` and
@@ -18,6 +19,7 @@ the person's track id across frames or the sorted images of a folder, −1 while
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -30,7 +32,8 @@ import numpy as np
 from omegaconf import DictConfig
 from rich.progress import Progress
 
-from centerpose.config import config_dir, quote_argv
+from centerpose.codec.codec import DecodeOptions
+from centerpose.config import config_dir, decode_options, model_file, quote_argv
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.evaluate import resolve_device
 from centerpose.codec.poses import Poses
@@ -106,24 +109,21 @@ def predict(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     kind = source_kind(cfg.source)
-    # null = the original's decode for a checkpoint or raw heads, the exported one for a decode graph
-    switches = {name: cfg[name] for name in ("snap", "rescore") if cfg[name] is not None}
-    if cfg.get("onnx"):  # an exported .onnx file (centerpose.export): geometry comes from its metadata
-        if Path(cfg.onnx).suffix.lower() != ".onnx":
-            raise ValueError(f"model='{cfg.onnx}': expected an .onnx file written by centerpose.export")
-        # a decode graph keeps the flip, K, snap and rescore it was exported with (null here: whatever it has);
-        # asking for others is the user's to fix, so one line, not a traceback
+    weights = model_file(cfg)
+    options = decode_options(cfg)  # the run's decode options, built once
+    if weights.suffix.lower() == ".onnx":  # an exported file (centerpose.export): geometry from its metadata
+        # a decode graph keeps the options it was exported with; those set on the command line must match them
+        # (the user's to fix, so one line, not a traceback)
+        asked = {name: getattr(options, name) for name in command_line_decode_fields()}
         try:
-            predictor = Predictor.from_onnx(cfg.onnx, device=resolve_device(cfg.device), flip_test=cfg.flip_test,
-                                            score_thresh=cfg.score_thresh, **switches)
+            switches = asked if onnx_has_decode(weights) else dataclasses.asdict(options)
+            predictor = Predictor.from_onnx(weights, device=resolve_device(cfg.device), score_thresh=cfg.score_thresh,
+                                            **switches)
         except ValueError as e:
             raise RunError(str(e)) from e
-    elif cfg.ckpt_path:
-        predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=resolve_device(cfg.device),
-                                              flip_test=cfg.flip_test, keep_res=cfg.keep_res,
-                                              score_thresh=cfg.score_thresh, **switches)
     else:
-        raise ValueError("predict needs ckpt_path=<checkpoint> or model=<exported .onnx file>")
+        predictor = Predictor.from_checkpoint(weights, device=resolve_device(cfg.device), keep_res=cfg.keep_res,
+                                              score_thresh=cfg.score_thresh, **dataclasses.asdict(options))
     tracker = FrameTracker(cfg, predictor) if cfg.get("track") else None
     ids = None
     detections: dict[str, list] = {}
@@ -191,13 +191,27 @@ def main(cfg: DictConfig) -> None:
         predict(cfg)
 
 
-def onnx_model_argv(argv: list[str]) -> list[str]:
-    """``model=x.onnx`` -> ``onnx=x.onnx``: ``model`` is a config group name, so Hydra cannot take it as a key."""
-    return [f"onnx={a[len('model='):]}" if a.startswith("model=") else a for a in argv]
+def command_line_decode_fields() -> list[str]:
+    """The ``decode.*`` fields this job's command line sets (all of them for ``decode=<option>``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    names = [f.name for f in dataclasses.fields(DecodeOptions)]
+    if "decode" in keys:
+        return names
+    return [n for n in names if f"decode.{n}" in keys]
+
+
+def onnx_has_decode(path: Path) -> bool:
+    """Whether an exported ONNX file holds the decode (people out) rather than the raw heads."""
+    from centerpose.inference.onnx_runtime import read_metadata
+
+    return bool(read_metadata(path).get("decode"))
 
 
 if __name__ == "__main__":
     quote_argv()
-    sys.argv[1:] = onnx_model_argv(sys.argv[1:])
     exit_if_output_unwritable(sys.argv[1:], "centerpose.predict")
     main()

@@ -15,9 +15,10 @@ Sweeps and resume:
     python -m centerpose.train <same overrides> ckpt_path=outputs/train/<run>/checkpoints/last.ckpt
 
 How a run is put together: Hydra composes ``configs/train.yaml``; ``model.net`` is built by
-``centerpose.models.build_model`` from one registry entry (``centerpose/models/registry.py``), ``codec`` once
-(``centerpose.codec.CenterPoseCodec``) and handed to the data module (encode), the LightningModule (decode for
-validation) and the pose-image callback; ``centerpose.training`` holds the module, loss, schedules and callbacks;
+``centerpose.models.build_model`` from one registry entry (``centerpose/models/registry.py``); the skeleton, the
+decode options (the ``decode`` group: ``decode.flip_test=true``, ``decode.snap=weighted``, ...) and the codec
+(``centerpose.codec.CenterPoseCodec``) are built once and handed to the data module (encode), the LightningModule
+(decode for validation) and the pose-image callback; ``centerpose.training`` holds the module, loss, schedules and callbacks;
 checkpoints are written and read by ``centerpose.checkpoints``.
 
 Outputs (config, checkpoints, logs) go to ``outputs/train/<date>_<time>/`` (``multirun/...`` for sweeps).
@@ -42,16 +43,33 @@ from centerpose.training import launch  # registers the cp.rank_zero* config res
 from centerpose import safety
 from centerpose.training import summary
 from centerpose.checkpoints.format import check_resumable
-from centerpose.config import config_dir, quote_argv, resolved_config
+from centerpose.config import build_codec, config_dir, decode_options, quote_argv, resolved_config
 
 log = logging.getLogger("centerpose.train")
 
 
-def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a config mapping (callbacks, loggers)."""
+def instantiate_dict(cfg: DictConfig | None, **shared: Any) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a config mapping (callbacks, loggers); each gets those of the
+    ``shared`` objects (the run's codec) its constructor takes."""
     if not cfg:
         return []
-    return [hydra.utils.instantiate(node) for node in cfg.values() if node and "_target_" in node]
+    out = []
+    for node in cfg.values():
+        if node and "_target_" in node:
+            wanted = {k: v for k, v in shared.items() if k not in node and _accepts(node._target_, k)}
+            # _partial_: Hydra would turn dataclass arguments into config nodes
+            out.append(hydra.utils.instantiate(node, _partial_=True)(**wanted) if wanted
+                       else hydra.utils.instantiate(node))
+    return out
+
+
+def _accepts(target: str, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(hydra.utils.get_object(target)).parameters
+    except (TypeError, ValueError, ImportError, AttributeError):
+        return False
 
 
 def git_commit() -> str | None:
@@ -81,9 +99,14 @@ def record_run(output_dir: Path, cfg: DictConfig) -> None:
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
-    """Build data module, LightningModule and Trainer from a composed config."""
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
+    """Build data module, LightningModule and Trainer from a composed config.
+
+    The skeleton, the decode options and the codec are built once here and handed to every object that uses them.
+    """
+    keypoints = hydra.utils.instantiate(cfg.keypoints)
+    codec = build_codec(cfg, keypoints, decode_options(cfg))
+    datamodule = hydra.utils.instantiate(cfg.data, _partial_=True)(codec=codec)
+    model = hydra.utils.instantiate(cfg.model, _partial_=True)(keypoints=keypoints, codec=codec)
     if cfg.get("init_from"):
         from centerpose.checkpoints.init_from import init_from_checkpoint
 
@@ -92,7 +115,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     # The skeleton itself, not how it was found (keypoints=auto reads a file predict may not have).
     model.run_config["keypoints"] = model.keypoints.to_config()
     loggers = instantiate_dict(cfg.get("logger"))
-    callbacks = instantiate_dict(cfg.get("callbacks"))
+    callbacks = instantiate_dict(cfg.get("callbacks"), codec=codec)
     if not loggers:  # LearningRateMonitor refuses to run without a logger (logger=none)
         callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.LearningRateMonitor)]
     if not cfg.trainer.get("enable_progress_bar", True):  # the Trainer refuses a progress bar it may not show

@@ -81,13 +81,13 @@ def train(root: Path, run_dir: Path, args: argparse.Namespace) -> dict:
     ]
     if args.augment == "light":
         # the sample geometry stays fixed (no random crop, shift or scale); flip and colour are still drawn
-        overrides += ["+data.train_options.rand_crop=false", "+data.train_options.shift=0.0",
-                      "+data.train_options.scale=0.0"]
+        overrides += ["data.train_options.rand_crop=false", "data.train_options.shift=0.0",
+                      "data.train_options.scale=0.0"]
     if args.recipe == "improved":
-        # issue 10's switches (QUIRKS.md D2, E16, E9, E15): sigma-scaled joint blobs, one offset pair per joint,
+        # the measured switches (QUIRKS.md D2, E16, E9, E15): sigma-scaled joint blobs, one offset pair per joint,
         # weighted joint snapping and person rescoring
-        overrides += ["codec.joint_radius=sigma", "model.net.joint_offsets=per_joint", "codec.decode.snap=weighted",
-                      "codec.decode.rescore=true"]
+        overrides += ["codec.joint_radius=sigma", "model.net.joint_offsets=per_joint", "decode.snap=weighted",
+                      "decode.rescore=true"]
     if args.dense_hp:
         # the original's --dense_hp: joint offsets supervised around each centre, not at the centre cell only
         overrides += ["codec.dense_hp=true"]
@@ -137,7 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dense-hp", action=argparse.BooleanOptionalAction, default=True,
                    help="the original's --dense_hp joint-offset targets (faster to fit)")
     p.add_argument("--recipe", choices=("original", "improved"), default="original",
-                   help="original: the original's targets, offsets and decode; improved: + issue 10's switches "
+                   help="original: the original's targets, offsets and decode; improved: + the measured switches "
                         "(joint_radius=sigma, joint_offsets=per_joint, snap=weighted, rescore)")
     p.add_argument("--gpu", action="store_true")
     return p.parse_args(argv)

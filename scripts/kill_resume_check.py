@@ -30,7 +30,7 @@ def train_command(data_root: Path, run_dir: Path, num_workers: int, rng: str, ep
             "data.batch_size=2", "data.val_batch_size=2", f"trainer.max_epochs={epochs}",
             "trainer.check_val_every_n_epoch=2", "trainer.enable_progress_bar=false",
             "callbacks.rich_progress_bar=null", "callbacks.pose_images=null", "backbone=timm",
-            "backbone_name=resnet18", f"+data.train_options.rng={rng}", "seed=5", f"hydra.run.dir={run_dir}",
+            "backbone_name=resnet18", f"data.train_options.rng={rng}", "seed=5", f"hydra.run.dir={run_dir}",
             *extra]
 
 

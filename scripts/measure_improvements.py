@@ -24,15 +24,15 @@ from centerpose.evaluate import evaluate
 
 ORACLE_SWITCHES = {
     "original (default)": {},
-    "tie_break=stable": {"test.tie_break": "stable"},
-    "snap=nearest_valid": {"test.snap": "nearest_valid"},
-    "corrected_radius": {"test.corrected_radius": True},
+    "tie_break=stable": {"decode.tie_break": "stable"},
+    "snap=nearest_valid": {"decode.snap": "nearest_valid"},
+    "corrected_radius": {"codec.corrected_radius": True},
 }
 MODEL_SWITCHES = {
     "original (default)": {},
-    "tie_break=stable": {"test.tie_break": "stable"},
-    "snap=nearest_valid": {"test.snap": "nearest_valid"},
-    "fix_flip_offset": {"test.fix_flip_offset": True},
+    "tie_break=stable": {"decode.tie_break": "stable"},
+    "snap=nearest_valid": {"decode.snap": "nearest_valid"},
+    "fix_flip_offset": {"decode.fix_flip_offset": True},
 }
 
 

@@ -70,3 +70,36 @@ def test_checkpoints_written_before_the_model_record_still_load(tmp_path):
     torch.save({"state_dict": state}, tmp_path / "bare.ckpt")
     with pytest.raises(ValueError, match="has no centerpose_config"):
         load(tmp_path / "bare.ckpt")
+
+
+def test_the_model_record_is_plain_data_that_rebuilds_without_hydra(tmp_path, monkeypatch):
+    """Network build arguments, skeleton and codec (with the run's decode options) are recorded as plain data;
+    the network, skeleton and codec come back from them with Hydra unavailable."""
+    import dataclasses
+    import json
+
+    import hydra.utils
+
+    from centerpose.checkpoints.format import MODEL_KEY
+
+    config = resolved_config(compose("train", [*TINY, "keypoints=crowdpose", "decode.snap=weighted",
+                                               "codec.joint_radius=sigma"]))
+    config["keypoints"] = instantiate(config["keypoints"]).to_config()
+    net = instantiate(config["model"]["net"])
+    save(tmp_path / "c.ckpt", net, config)
+    record = read_checkpoint(tmp_path / "c.ckpt")[MODEL_KEY]
+    json.dumps(record)  # plain containers only
+    assert record["build"]["backbone"] == "resnet18" and "_target_" not in record["build"]
+    assert record["codec"]["joint_radius"] == "sigma" and record["codec"]["decode"]["snap"] == "weighted"
+
+    def no_hydra(*args, **kwargs):
+        raise AssertionError("rebuilt through Hydra")
+
+    monkeypatch.setattr(hydra.utils, "instantiate", no_hydra)
+    ckpt = load(tmp_path / "c.ckpt")
+    assert ckpt.keypoints.num_joints == 14
+    rebuilt = ckpt.network()
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), rebuilt.state_dict().values()))
+    codec = ckpt.codec(flip_test=True)
+    assert codec.joint_radius == "sigma" and codec.keypoints == ckpt.keypoints
+    assert dataclasses.asdict(codec.options) == {**record["codec"]["decode"], "flip_test": True}

@@ -19,7 +19,7 @@ from centerpose.codec.pipeline import decode_to_image
 from centerpose.config import compose
 from centerpose.export import export, export_onnx, export_torchscript, sidecar_path
 from centerpose.inference.onnx_runtime import people_to_image, read_metadata
-from centerpose.predict import onnx_model_argv, predict
+from centerpose.predict import predict
 from centerpose.inference.predictor import Predictor, read_image
 
 ort = pytest.importorskip("onnxruntime")
@@ -54,7 +54,7 @@ def heads_onnx(ckpt, tmp_path_factory) -> Path:
 def decode_onnx(ckpt, tmp_path_factory) -> Path:
     """People out, flip test inside, dynamic batch and size."""
     return export(_export_cfg(ckpt, tmp_path_factory.mktemp("onnx") / "people.onnx", "dynamic=true",
-                              "decode=true", "flip=true", "input_size=128"))
+                              "outputs=people", "decode.flip_test=true", "input_size=128"))
 
 
 def _images(coco_mini: Path, n: int = 2) -> list[np.ndarray]:
@@ -124,7 +124,7 @@ def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_
     source.mkdir()
     for image in sorted((coco_mini / "val2017").glob("*.jpg"))[:3]:
         shutil.copy(image, source / image.name)
-    cfg = compose("predict", [*onnx_model_argv([f"model={decode_onnx}"]), f"source={source}",
+    cfg = compose("predict", [f"model={decode_onnx}", f"source={source}",
                               f"paths.output_dir={tmp_path / 'out'}", "score_thresh=0.0"])
     out = predict(cfg)
     detections = json.loads((out / "detections.json").read_text())
@@ -137,8 +137,8 @@ def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_
     from centerpose.errors import RunError
 
     with pytest.raises(RunError, match="snap=nearest inside the graph, got snap=weighted"):
-        predict(compose("predict", [*onnx_model_argv([f"model={decode_onnx}"]), f"source={source}",
-                                    f"paths.output_dir={tmp_path / 'bad'}", "snap=weighted"]))
+        predict(compose("predict", [f"model={decode_onnx}", f"source={source}",
+                                    f"paths.output_dir={tmp_path / 'bad'}", "decode.snap=weighted"]))
 
 
 def test_fixed_size_export_letterboxes(pytorch, tmp_path, coco_mini):
@@ -183,8 +183,8 @@ def test_decode_graph_with_issue10_switches(tmp_path, coco_mini):
     pytorch = Predictor.from_checkpoint(ckpt, score_thresh=0.0, keep_res=False, input_size=128, snap="weighted",
                                         rescore=True)
     assert pytorch.net.heads_spec["hp_offset"] == 2 * 17
-    path = export(_export_cfg(ckpt, tmp_path / "people.onnx", "decode=true", "flip=true", "input_size=128",
-                              "snap=weighted", "rescore=true"))
+    path = export(_export_cfg(ckpt, tmp_path / "people.onnx", "outputs=people", "decode.flip_test=true",
+                              "input_size=128", "decode.snap=weighted", "decode.rescore=true"))
     meta = read_metadata(path)
     assert meta["snap"] == "weighted" and meta["rescore"] is True
     runtime = Predictor.from_onnx(path, score_thresh=0.0)

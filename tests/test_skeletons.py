@@ -114,7 +114,7 @@ def test_crowdpose_trains_validates_evaluates_predicts_and_draws(crowdpose_data,
 
     # evaluate scores with the checkpoint's skeleton even though evaluate's default config is COCO's
     metrics = evaluate(compose("evaluate", [f"ckpt_path={ckpt}", f"data.root={crowdpose_data}",
-                                            f"paths.output_dir={tmp_path / 'eval'}", "test.K=10"]))
+                                            f"paths.output_dir={tmp_path / 'eval'}", "decode.K=10"]))
     assert 0.0 <= metrics["AP"] <= 1.0
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert len(results[0]["keypoints"]) == 3 * 14

@@ -50,14 +50,14 @@ def test_train_ends_with_validated_final_weights_and_a_summary(synthetic_root, t
     assert sorted(history["train"]) == ["0", "1"] and list(history["val"]) == ["1"]
     assert history["val"]["1"]["AP"] == pytest.approx(metrics["val/AP"])
     assert (tmp_path / "curves.png").is_file()
-    for text in ("kp AP", "box AP", "images/s", "checkpoints:", "python -m centerpose.evaluate ckpt_path=",
-                 "python -m centerpose.predict ckpt_path="):
+    for text in ("kp AP", "box AP", "images/s", "checkpoints:", "python -m centerpose.evaluate model=",
+                 "python -m centerpose.predict model="):
         assert text in out, text
     # the printed commands decode as validation did (the quickstart's weighted snap and rescoring)
     evaluate_line = next(line for line in out.splitlines() if "centerpose.evaluate" in line)
     predict_line = next(line for line in out.splitlines() if "centerpose.predict" in line)
-    assert "test.snap=weighted test.rescore=true" in evaluate_line
-    assert predict_line.endswith("keep_res=false snap=weighted rescore=true")
+    assert "decode.snap=weighted decode.rescore=true" in evaluate_line
+    assert predict_line.endswith("keep_res=false decode.snap=weighted decode.rescore=true")
     export_line = next(line for line in out.splitlines() if "centerpose.export" in line)
-    assert export_line.endswith("decode=true snap=weighted rescore=true")
+    assert export_line.endswith("outputs=people decode.snap=weighted decode.rescore=true")
     assert "litlogger" not in out

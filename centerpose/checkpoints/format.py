@@ -8,14 +8,19 @@ key                      holds
 ``state_dict``           the network's tensors under ``net.<our key>`` (the LightningModule's ``net``)
 ``centerpose_config``    the run config, resolved to plain containers (``model.net`` rebuilds the
                          network; ``keypoints`` is the skeleton itself, :meth:`KeypointSpec.to_config`)
-``centerpose_model``     what inference needs without reading the run config's layout: ``arch`` (the
-                         registry entry's name, or the timm model name), ``input_size``, ``test_pad``
+``centerpose_model``     what inference needs, as plain data readable without Hydra: ``arch`` (the
+                         registry entry's name, or the timm model name), ``input_size``, ``test_pad``,
+                         ``build`` (``build_model``'s arguments but the skeleton and the ImageNet
+                         start), ``keypoints`` (:class:`KeypointSpec`'s fields) and ``codec``
+                         (:class:`CenterPoseCodec`'s arguments, ``decode`` = the run's
+                         :class:`DecodeOptions` as a dict)
 ``centerpose_source``    converted files only: the original file, its arch, epoch and heads
 ``epoch``, ...           Lightning's: ``global_step``; training state (:data:`RESUME_KEYS`) if it can resume
 =======================  ==========================================================================
 
-Checkpoints written before ``centerpose_model`` existed still load: input size and test pad are then read
-from the run config (``data.input_size``, ``recipe.test_pad``) or the architecture's registry entry.
+Checkpoints written before these records existed still load: the network and skeleton are then rebuilt from the
+run config (``model.net``, ``keypoints``, with Hydra), input size and test pad read from it (``data.input_size``,
+the old ``recipe.test_pad``) or the architecture's registry entry.
 """
 
 from __future__ import annotations
@@ -54,17 +59,38 @@ def _test_pad_of(arch: str | None) -> int | None:
         return None
 
 
+#: ``model.net`` keys that are not the network's shape: the skeleton (recorded apart) and the ImageNet start.
+_NOT_BUILD = ("_target_", "keypoints", "pretrained", "pretrained_file", "pretrained_tag")
+
+
+def _plain(node: Any) -> Any:
+    """``node`` without its ``_target_`` (a mapping), or None."""
+    return {k: v for k, v in node.items() if k != "_target_"} if isinstance(node, Mapping) else None
+
+
 def model_record(config: Mapping[str, Any], net: nn.Module | None = None) -> dict[str, Any]:
-    """The ``centerpose_model`` entry: architecture, input size and test pad of a run.
+    """The ``centerpose_model`` entry: architecture, input size, test pad, and the plain-data recipe of the
+    network (``build``), its skeleton (``keypoints``) and its codec (``codec``, with ``decode``).
 
     ``arch`` is ``net.arch`` (else the config's ``model.net.backbone``); the test pad is its registry
-    entry's; the input size is the run's ``data.input_size``.
+    entry's; the input size is the run's ``data.input_size``. A part the run config does not hold as plain
+    ``_target_`` data (``keypoints=auto`` before it was resolved) is left None.
     """
-    arch = getattr(net, "arch", "") or (config.get("model") or {}).get("net", {}).get("backbone")
+    net_cfg = (config.get("model") or {}).get("net") or {}
+    arch = getattr(net, "arch", "") or net_cfg.get("backbone")
     from centerpose.models.registry import canonical_arch
 
     arch = canonical_arch(arch) if arch else None
-    return {"arch": arch, "input_size": (config.get("data") or {}).get("input_size"), "test_pad": _test_pad_of(arch)}
+    keypoints = config.get("keypoints") or {}
+    codec = _plain(config.get("codec"))
+    if codec is not None:
+        codec.pop("keypoints", None)
+        codec["decode"] = _plain(config.get("decode")) or _plain(codec.get("decode"))
+    return {"arch": arch, "input_size": (config.get("data") or {}).get("input_size"), "test_pad": _test_pad_of(arch),
+            "build": {k: v for k, v in net_cfg.items() if k not in _NOT_BUILD} if net_cfg else None,
+            "keypoints": _plain(keypoints) if keypoints.get("_target_") == "centerpose.keypoints.KeypointSpec"
+            else None,
+            "codec": codec}
 
 
 def describe(checkpoint: dict[str, Any], config: Mapping[str, Any], net: nn.Module | None = None) -> None:
@@ -107,9 +133,13 @@ class CenterPoseCheckpoint:
     epoch: int = 0
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
+
     @property
     def keypoints(self) -> KeypointSpec:
         """The skeleton the heads were trained for (COCO person for checkpoints that do not say)."""
+        if self.record.get("keypoints"):
+            return KeypointSpec(**self.record["keypoints"])
         if "keypoints" not in self.config:
             return COCO_PERSON
         from hydra.utils import instantiate
@@ -117,12 +147,30 @@ class CenterPoseCheckpoint:
         return instantiate(self.config["keypoints"])
 
     def network(self) -> nn.Module:
-        """Rebuild the network from ``config.model.net`` and load every tensor strictly."""
-        from hydra.utils import instantiate
+        """Rebuild the network (from the plain ``build`` record; older files: ``config.model.net`` through
+        Hydra) and load every tensor strictly."""
+        if self.record.get("build") is not None:
+            from centerpose.models.centernet import build_model
 
-        net = instantiate(self.config["model"]["net"])
+            net = build_model(**self.record["build"], keypoints=self.keypoints)
+        else:
+            from hydra.utils import instantiate
+
+            net = instantiate(self.config["model"]["net"])
         net.load_state_dict(self.state_dict)
         return net
+
+    def codec(self, **decode: Any):
+        """The run's :class:`~centerpose.codec.CenterPoseCodec` (encode switches and decode options as trained and
+        validated), decode options changed by name with ``decode``; None for files that do not record it."""
+        record = self.record.get("codec")
+        if not record:
+            return None
+        from centerpose.codec.codec import CenterPoseCodec, DecodeOptions
+
+        args = {k: v for k, v in record.items() if k != "decode"}
+        options = DecodeOptions(**(record.get("decode") or {})).replace(**decode)
+        return CenterPoseCodec(self.keypoints, **args, decode=options)
 
 
 def load(path: str | Path, mmap: bool = False) -> CenterPoseCheckpoint:
@@ -149,7 +197,7 @@ def load(path: str | Path, mmap: bool = False) -> CenterPoseCheckpoint:
     input_size = record.get("input_size") or (config.get("data") or {}).get("input_size") or DEFAULT_INPUT_SIZE
     extra = {k: v for k, v in ckpt.items() if k not in ("state_dict", CONFIG_KEY, MODEL_KEY)}
     return CenterPoseCheckpoint(path, net_state_dict(ckpt.get("state_dict") or {}), config, arch,
-                                int(input_size), int(test_pad), int(ckpt.get("epoch") or 0), extra)
+                                int(input_size), int(test_pad), int(ckpt.get("epoch") or 0), extra, dict(record))
 
 
 def load_network(path: str | Path) -> tuple[nn.Module, KeypointSpec]:
@@ -159,10 +207,15 @@ def load_network(path: str | Path) -> tuple[nn.Module, KeypointSpec]:
 
 
 def checkpoint_keypoints(path: str | Path) -> KeypointSpec | None:
-    """The skeleton a centerpose checkpoint was trained for (its stored ``keypoints`` config), or None."""
+    """The skeleton a centerpose checkpoint was trained for (its plain record, else its stored ``keypoints``
+    config), or None."""
     if not Path(path).is_file():
         return None  # the loader that follows names the missing file
-    config = read_checkpoint(path, mmap=True).get(CONFIG_KEY)  # mmap: only the config is read
+    ckpt = read_checkpoint(path, mmap=True)  # mmap: only the records are read
+    recorded = (ckpt.get(MODEL_KEY) or {}).get("keypoints")
+    if recorded:
+        return KeypointSpec(**recorded)
+    config = ckpt.get(CONFIG_KEY)
     if not config or "keypoints" not in config:
         return None
     from hydra.utils import instantiate

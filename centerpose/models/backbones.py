@@ -14,6 +14,9 @@ import timm
 import torch
 from torch import nn
 
+# the leaf reader (the checkpoints package imports its model-aware modules lazily)
+from centerpose.checkpoints.reader import read_tensors
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -58,8 +61,6 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         FileNotFoundError: the file does not exist.
         ValueError: the file holds no tensor dict.
     """
-    from centerpose.checkpoints.reader import read_tensors  # the checkpoint package imports the models
-
     return read_tensors(path, what="pretrained weights file")
 
 

@@ -6,10 +6,9 @@ the original CenterNet names its tensors (trunk key rules, for conversion) and w
 overrides build it. :func:`~centerpose.models.build_model` is one lookup here plus one generic builder;
 the converter, the checkpoint format and the predictor ask the same entry.
 
-The training recipe (base LR per global batch, batch per device, what ``1x`` / ``3x`` mean) is not here:
-it lives in the config group that selects the architecture (``configs/backbone/<group>.yaml``,
-``recipe:``), where the schedule and data groups read it. The entry names that group
-(``config_overrides``) instead of copying its numbers.
+The training numbers (base LR per global batch, batch per device, what ``1x`` / ``3x`` mean) are not here:
+each model-zoo row's are in its ``configs/experiment/`` file (the schedule, gpus and module groups default to
+DLA's). The entry names the config group that builds it (``config_overrides``).
 
 Pretrained-weight tags (``tv_in1k``, ``a1_in1k``) are not architecture names: ``resnet50.tv_in1k`` is
 refused with the spelling that works (``backbone=resnet50 pretrained_tag=tv_in1k``).

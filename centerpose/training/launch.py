@@ -7,8 +7,8 @@ Lightning, torchrun, SLURM and Hydra do the launching; this module only makes th
 * :func:`hydra_ddp_job` makes Lightning's DDP subprocess launcher re-run *this job* in *this job's
   directory*, also inside a ``--multirun`` sweep (Lightning re-runs ``sys.argv`` in ``hydra.run.dir``,
   which in a sweep is neither the job's directory nor a single job), and cleans up between sweep jobs.
-* :func:`resolve_ckpt_path` implements ``ckpt_path=auto``: resume from the newest checkpoint of the run
-  directory (SLURM requeue, torchrun restart) or start fresh.
+* ``ckpt_path=auto`` (SLURM requeue, torchrun restart) and the rank are
+  :mod:`centerpose.training.run_folder`'s.
 * :func:`apply_sweep_defaults` puts the runs of one sweep into one wandb group.
 """
 
@@ -23,6 +23,9 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+# the run-folder facts training shares with the launch (re-exported: launch.env_global_rank, ...)
+from centerpose.training.run_folder import env_global_rank, resolve_ckpt_path  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 # Environment variables Lightning's subprocess launcher sets in the launching process itself; a later
@@ -31,20 +34,6 @@ _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE
 # Hydra overrides that DDP child processes keep; sweep, launcher and run-directory settings are dropped.
 _CHILD_HYDRA_OVERRIDES = ("hydra.job.chdir", "hydra.job.env_set", "hydra.verbose", "hydra/job_logging",
                           "hydra/hydra_logging", "hydra.job_logging", "hydra.hydra_logging")
-
-
-def env_global_rank() -> int:
-    """This process's global rank from the launcher's environment, before any process group exists.
-
-    ``RANK`` (torchrun), else ``SLURM_PROCID`` (srun, submitit), else Lightning's subprocess launcher
-    (``LOCAL_RANK`` on node ``NODE_RANK``; only zero vs non-zero is exact there); 0 when launched alone.
-    """
-    for key in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    local = int(os.environ.get("LOCAL_RANK", 0) or 0)
-    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0)) or 0)
-    return local if node == 0 else node * 1_000 + local
 
 
 def _rank_zero(value: Any, otherwise: Any = None) -> Any:
@@ -63,44 +52,6 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
-
-
-# ---------------------------------------------------------------------------------------------- resume
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """``auto`` → the newest checkpoint of the run folder that loads and can resume a training, or None
-    (fresh start) when there is none; anything else is passed to Lightning unchanged (a path, ``last``,
-    ``best``, ``hpc`` or None).
-
-    Candidates are ``<output_dir>/hpc_ckpt_*.ckpt`` (Lightning's SLURM pre-emption save) and
-    ``<output_dir>/checkpoints/*.ckpt``, newest first. A file that does not load (truncated, empty) or holds
-    no training state is skipped with a warning saying which and why; temporary files of interrupted saves
-    are deleted.
-    """
-    if ckpt_path != "auto":
-        return ckpt_path
-    from centerpose.checkpoints.format import missing_resume_state
-    from centerpose.checkpoints.reader import CheckpointLoadError, read_checkpoint
-    from centerpose.checkpoints.safe_io import TMP_MARK, clean_partial_saves
-
-    out = Path(output_dir)
-    if env_global_rank() == 0:
-        clean_partial_saves(out / "checkpoints")
-    candidates = [p for p in [*out.glob("hpc_ckpt_*.ckpt"), *(out / "checkpoints").glob("*.ckpt")]
-                  if TMP_MARK not in p.name]
-    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            ckpt = read_checkpoint(path, mmap=True)
-        except CheckpointLoadError as e:
-            log.warning("ckpt_path=auto: skipping %s", e)
-            continue
-        missing = missing_resume_state(ckpt)
-        if missing:
-            log.warning("ckpt_path=auto: skipping %s: no training state (missing %s)", path, ", ".join(missing))
-            continue
-        log.info("ckpt_path=auto: resuming from %s (epoch %s done)", path, ckpt.get("epoch"))
-        return str(path)
-    log.info("ckpt_path=auto: no loadable checkpoint in %s, starting fresh", out)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------- sweeps

@@ -11,6 +11,8 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
+from centerpose.training.run_folder import env_global_rank
+
 
 def wandb_has_credentials() -> bool:
     """True when an API key is configured (environment variable or ``wandb login``'s netrc entry)."""
@@ -57,8 +59,6 @@ def wandb_run_id(save_dir: str | Path) -> str:
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
     import uuid
-
-    from centerpose.training.launch import env_global_rank
 
     run_id = uuid.uuid4().hex[:8]  # wandb's own id format: 8 lowercase alphanumerics
     if env_global_rank() == 0:

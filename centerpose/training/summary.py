@@ -8,6 +8,7 @@ a logger), writes ``metrics.json`` and prints the summary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -225,14 +226,15 @@ def finish(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.Lightn
 
 
 def _decode_switches(codec: Any) -> dict[str, Any]:
-    """The validation decode's joint snapping / rescoring where they differ from the original's, which the
-    evaluate and predict defaults follow: the printed commands pass them so they score what validation did."""
+    """The validation's decode options that differ from the original's (``DecodeOptions()``), which evaluate,
+    predict and export start from: the printed commands set them (``decode.<name>=...``) so they score what
+    validation did. The sigmoid and the flip test are left to those commands' test protocol."""
     options = getattr(codec, "options", None)
     if options is None:
         return {}
     default = DecodeOptions()
-    return {name: getattr(options, name) for name in ("snap", "rescore")
-            if getattr(options, name) != getattr(default, name)}
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(DecodeOptions)
+            if f.name not in ("sigmoid", "flip_test") and getattr(options, f.name) != getattr(default, f.name)}
 
 
 def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], history: RunHistory | None,
@@ -271,14 +273,14 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
     ckpt = last or best  # the final weights, which the table describes
     if ckpt:
         data = _hydra_choice("data")
-        switches = [f"{k}={str(v).lower()}" for k, v in (decode_switches or {}).items()]
+        switches = "".join(f" decode.{k}={str(v).lower()}" for k, v in (decode_switches or {}).items())
         out("next:")
-        out(f"  python -m centerpose.evaluate ckpt_path={_short(ckpt)}" + (f" data={data}" if data else "")
-            + (" test.keep_res=false" if letterbox else "") + "".join(f" test.{s}" for s in switches))
-        out(f"  python -m centerpose.predict ckpt_path={_short(ckpt)} source=<image, folder or video>"
-            + (" keep_res=false" if letterbox else "") + "".join(f" {s}" for s in switches))
+        out(f"  python -m centerpose.evaluate model={_short(ckpt)}" + (f" data={data}" if data else "")
+            + (" test.keep_res=false" if letterbox else "") + switches)
+        out(f"  python -m centerpose.predict model={_short(ckpt)} source=<image, folder or video>"
+            + (" keep_res=false" if letterbox else "") + switches)
         # people out of one ONNX graph, decoded as validation did (fixed at the checkpoint's input size)
-        out(f"  python -m centerpose.export ckpt_path={_short(ckpt)} decode=true" + "".join(f" {s}" for s in switches))
+        out(f"  python -m centerpose.export model={_short(ckpt)} outputs=people" + switches)
 
 
 def _hydra_choice(group: str) -> str | None:

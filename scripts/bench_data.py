@@ -17,13 +17,16 @@ Three measurements, all on coco-mini train (the 36 annotated images), default au
    normalised float input (all rounds together, and the fastest round of each pipeline). Before timing, the
    original's and centerpose's inputs are compared for the same seeds (colour augmentation on).
 3. **Loader sweep**: centerpose's default path with ``num_workers`` 0, 1, 2, ... in images/s.
+4. **Decode reduction** (``--reduction-sizes``): ``decode_reduction="auto"`` against the full decode for each
+   input size, same seeds: the share of samples decoded smaller, the mean / max |pixel difference| of the warped
+   uint8 images (colour off) and the CPU ms per sample of both.
 
 One core per pipeline (cv2 and torch on one thread) unless ``--threads``; on a shared machine prefer the
 ratios, which come from interleaved rounds in one process.
 
 Usage:
     python scripts/bench_data.py --original-src /path/to/CenterNet [--root ../shared/data/coco-mini]
-        [--rounds 5] [--workers 0 1 2]
+        [--rounds 5] [--workers 0 1 2] [--reduction-sizes 512 256]
 """
 
 from __future__ import annotations
@@ -177,6 +180,29 @@ def stage_profile(ds: CocoPoseDataset, module: CenterPoseModule, passes: int) ->
     return {k: v / n for k, v in t.items()}
 
 
+# ------------------------------------------------------------------ decode reduction
+def reduction_check(image_dir: Path, ann: Path, input_size: int, passes: int = 2) -> dict[str, float]:
+    """``decode_reduction`` "auto" vs "off" on the same seeded samples (colour off: the images alone)."""
+    from centerpose.data.augment import SampleRngs, reduction_factor
+
+    kw = dict(input_size=input_size, input_format="uint8", joint_heatmaps="sparse", color_aug=False)
+    sets = {mode: CocoPoseDataset(image_dir, ann, decode_reduction=mode, **kw) for mode in ("off", "auto")}
+    cpu = {mode: 0.0 for mode in sets}
+    reduced, n, total, worst = 0, 0, 0.0, 0
+    for p in range(passes):
+        for i in range(len(sets["off"])):
+            out = {}
+            for mode, ds in sets.items():
+                t0 = clock()
+                out[mode] = ds.get_sample(i, SampleRngs.seeded(1000 * p + i))
+                cpu[mode] += clock() - t0
+            diff = np.abs(out["off"]["image"].astype(np.int16) - out["auto"]["image"])
+            reduced += reduction_factor(out["off"]["meta"]["s"], input_size) > 1
+            total, worst, n = total + float(diff.mean()), max(worst, int(diff.max())), n + 1
+    return {"reduced": reduced / n, "mean": total / n, "max": worst, "off_ms": 1e3 * cpu["off"] / n,
+            "auto_ms": 1e3 * cpu["auto"] / n}
+
+
 # ------------------------------------------------------------------ end to end
 def loader_pass(loader: DataLoader, finish=None) -> tuple[int, float, float]:
     """(samples, wall seconds, CPU seconds of this process) of one pass, from file to the float input."""
@@ -206,6 +232,8 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=2, help="passes of the stage profile")
     ap.add_argument("--workers", type=int, nargs="*", default=[0, 1, 2], help="loader sweep (empty: skip)")
     ap.add_argument("--threads", type=int, default=1, help="cv2 and torch threads of this process")
+    ap.add_argument("--reduction-sizes", type=int, nargs="*", default=[],
+                    help="input sizes of the decode_reduction check (e.g. 512 256; empty: skip)")
     args = ap.parse_args()
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)
@@ -280,6 +308,15 @@ def main() -> None:
             m, d, _ = loader_pass(loader, module.on_after_batch_transfer)
             n, dt = n + m, dt + d
         print(f"  num_workers={workers}: {n / dt:7.1f} images/s")
+
+    # 4. decode reduction
+    if args.reduction_sizes:
+        print("\n## decode_reduction='auto' vs the full decode, same seeds, colour off (warped uint8 images)")
+    for size in args.reduction_sizes:
+        r = reduction_check(image_dir, ann, size, args.passes)
+        print(f"  input {size}: {100 * r['reduced']:5.1f} % of samples decoded smaller; |pixel difference| mean "
+              f"{r['mean']:.2f} max {r['max']} (of 255, all samples); CPU {r['off_ms']:.2f} -> {r['auto_ms']:.2f} "
+              f"ms per sample (x{r['off_ms'] / r['auto_ms']:.2f})")
 
 
 if __name__ == "__main__":

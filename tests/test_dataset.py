@@ -234,3 +234,86 @@ def test_unreadable_annotation_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json"):
         CocoPoseDataset(tmp_path, bad)
+
+
+# -- one warp: flip and DCT-scaled decode folded into the affine map ------------------------------------
+def test_folded_flip_warp_equals_mirrored_copy_bit_for_bit(coco_mini):
+    from centerpose.data.augment import Geometry, draw_train_geometry, sample_transforms, warp_image
+
+    rng = np.random.RandomState(0)
+    for path in sorted((coco_mini / "train2017").glob("*.jpg"))[:6]:
+        img = cv2.imread(str(path))
+        h, w = img.shape[:2]
+        for rot in (0.0, 12.5, -30.0):
+            geo = draw_train_geometry(w, h, rng, flip=1.0)
+            geo = Geometry(c=geo.c, s=geo.s, rot=rot, flipped=True)
+            trans_input = sample_transforms(geo, 512, 128)[0]
+            want = cv2.warpAffine(cv2.flip(img, 1), trans_input, (512, 512), flags=cv2.INTER_LINEAR)
+            np.testing.assert_array_equal(warp_image(img, geo, trans_input, 512), want)  # rotated: the copy
+
+
+def test_jpeg_size_reads_the_frame_header(coco_mini, tmp_path):
+    from centerpose.data.image_io import jpeg_size
+
+    for path in sorted((coco_mini / "val2017").glob("*.jpg"))[:10]:
+        assert jpeg_size(path.read_bytes()) == cv2.imread(str(path)).shape[:2]
+    png = cv2.imencode(".png", np.zeros((5, 7, 3), np.uint8))[1].tobytes()
+    assert jpeg_size(png) is None and jpeg_size(b"\xff\xd8garbage") is None
+    # An Exif segment (its orientation may turn the decoded image): no header size, a full decode.
+    jpg = cv2.imencode(".jpg", np.zeros((5, 7, 3), np.uint8))[1].tobytes()
+    exif = b"\xff\xe1" + (2 + 6 + 8).to_bytes(2, "big") + b"Exif\0\0" + b"II*\0\x08\0\0\0"
+    assert jpeg_size(jpg) == (5, 7) and jpeg_size(jpg[:2] + exif + jpg[2:]) is None
+
+
+def test_reduction_factor():
+    from centerpose.data.augment import reduction_factor
+
+    assert [reduction_factor(s, 512) for s in (832, 1023, 1024, 2100, 4096, 9000)] == [1, 1, 2, 4, 8, 8]
+
+
+def test_decode_reduction_auto_is_identical_where_the_crop_never_shrinks_2x(coco_mini):
+    # coco-mini images are <= 640 px: at input 512 the crop shrinks at most 1.625x, so "auto" decodes in full.
+    ann = coco_mini / "annotations" / "person_keypoints_train2017.json"
+    kw = dict(input_format="uint8", joint_heatmaps="sparse")
+    off = CocoPoseDataset(coco_mini / "train2017", ann, **kw)
+    auto = CocoPoseDataset(coco_mini / "train2017", ann, decode_reduction="auto", **kw)
+    for i in range(6):
+        a, b = off.get_sample(i, SampleRngs.seeded(i)), auto.get_sample(i, SampleRngs.seeded(i))
+        assert a.keys() == b.keys()
+        for k in a:
+            if k != "meta":
+                np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_decode_reduction_auto_is_close_to_the_full_decode_when_it_shrinks(coco_mini):
+    from centerpose.data.augment import reduction_factor
+
+    ann = coco_mini / "annotations" / "person_keypoints_train2017.json"
+    kw = dict(input_size=128, input_format="uint8", joint_heatmaps="sparse", color_aug=False)
+    off = CocoPoseDataset(coco_mini / "train2017", ann, **kw)
+    auto = CocoPoseDataset(coco_mini / "train2017", ann, decode_reduction="auto", **kw)
+    reduced = 0
+    for i in range(8):
+        a, b = off.get_sample(i, SampleRngs.seeded(i)), auto.get_sample(i, SampleRngs.seeded(i))
+        reduced += reduction_factor(a["meta"]["s"], 128) > 1
+        for k in a:  # the targets and the colour map do not depend on the decode
+            if k not in ("meta", "image"):
+                np.testing.assert_array_equal(a[k], b[k])
+        # Full-resolution bilinear at 2-8x shrink aliases, the DCT-scaled decode averages: they differ pixel by
+        # pixel (mean |diff| 5-10 here) but not in place: smoothed, they agree, and best with no shift.
+        smooth = [cv2.GaussianBlur(s["image"].astype(np.float32), (0, 0), 2)[8:-8, 8:-8] for s in (a, b)]
+        diff = np.abs(smooth[0] - smooth[1]).mean()
+        shifted = np.abs(smooth[0][1:, 1:] - smooth[1][:-1, :-1]).mean()
+        assert diff < 4.0 and diff < shifted, (diff, shifted)
+    assert reduced >= 4
+
+
+def test_decode_reduction_auto_still_names_bad_files(tmp_path):
+    img_dir, ann = make_coco(tmp_path)
+    data = (img_dir / "a.jpg").read_bytes()
+    (img_dir / "a.jpg").write_bytes(data[: len(data) // 2])
+    ds = CocoPoseDataset(img_dir, ann, input_size=64, decode_reduction="auto")
+    with pytest.raises(ValueError, match=r"image 1: truncated JPEG .*a\.jpg"):
+        ds.get_sample(0)
+    with pytest.raises(ValueError, match="decode_reduction"):
+        CocoPoseDataset(img_dir, ann, decode_reduction="yes")

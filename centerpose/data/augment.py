@@ -158,14 +158,68 @@ def sample_transforms(geo: Geometry, input_size: int, output_size: int) -> tuple
     return trans_input, trans_output_rot, trans_output
 
 
-def warp_image(img: np.ndarray, geo: Geometry, trans_input: np.ndarray, input_size: int) -> np.ndarray:
-    """Mirror the raw image if flipped, then warp it with bilinear cv2 into (R, R, 3) uint8.
+#: ``decode_reduction`` modes: "off" decodes every image in full (the original's pixels); "auto" decodes a JPEG
+#: 2, 4 or 8 times smaller (libjpeg-turbo's DCT scaling) when the crop shrinks it at least that much.
+DECODE_REDUCTIONS = ("off", "auto")
 
-    The flip mirrors the *raw* image (QUIRK D12); it is not a flip of the warped tensor.
+
+def reduction_factor(crop_side: float, input_size: int) -> int:
+    """The largest f in {1, 2, 4, 8} with crop side / input side >= f: how much smaller the JPEG may be decoded
+    while the warp still samples it at (at least) one decoded pixel per input pixel."""
+    shrink = float(crop_side) / float(input_size)
+    for f in (8, 4, 2):
+        if shrink >= f:
+            return f
+    return 1
+
+
+def image_warp_matrix(trans_input: np.ndarray, geo: Geometry, width: int, factor: int = 1) -> np.ndarray:
+    """(2, 3) map from the decoded image's pixels to the input: ``trans_input`` after the flip and the reduction.
+
+    The flip x ↦ W − 1 − x of the raw image (QUIRK D12) is folded into the map instead of copying a mirrored
+    image; without rotation cv2's fixed-point warp then samples the same source pixels with the same weights
+    (equal bit for bit, tests/test_dataset.py; rotated, ~1e-4 of the pixels round the other way, so
+    :func:`warp_image` mirrors a copy there). A decode ``factor`` f times smaller puts its pixel i at
+    the full-resolution centre f·i + (f − 1)/2 (libjpeg's scaled IDCT averages the f × f block).
+
+    Args:
+        trans_input: (2, 3) full-resolution (flipped, when ``geo.flipped``) image → input map.
+        geo: the sample's geometry (only ``flipped`` is read).
+        width: W of the full-resolution image.
+        factor: the decode's reduction f (1: full resolution).
     """
-    if geo.flipped:
+    m = np.asarray(trans_input, np.float64)
+    if geo.flipped:  # trans_input @ [[-1, 0, W-1], [0, 1, 0], [0, 0, 1]]
+        m = np.stack([-m[:, 0], m[:, 1], m[:, 0] * (width - 1) + m[:, 2]], axis=1)
+    if factor != 1:  # m @ [[f, 0, (f-1)/2], [0, f, (f-1)/2], [0, 0, 1]]
+        half = (factor - 1) / 2.0
+        m = np.stack([m[:, 0] * factor, m[:, 1] * factor, m[:, 2] + (m[:, 0] + m[:, 1]) * half], axis=1)
+    return m
+
+
+def warp_image(img: np.ndarray, geo: Geometry, trans_input: np.ndarray, input_size: int, *,
+               width: int | None = None, factor: int = 1) -> np.ndarray:
+    """Warp the (possibly reduced) decoded image with bilinear cv2 into (R, R, 3) uint8, mirrored if flipped.
+
+    The flip mirrors the *raw* image (QUIRK D12); it is not a flip of the warped tensor. It and the reduction are
+    folded into the one warp (:func:`image_warp_matrix`): no mirrored copy of the raw image is made (except for
+    a rotated full-resolution sample, where the copy keeps the original's pixels).
+
+    Args:
+        img: (h, w, 3) uint8 decoded image (``factor`` times smaller than the full one).
+        width: W of the full-resolution image (default: ``img``'s width, for ``factor`` 1).
+        factor: the decode's reduction.
+    """
+    if width is None:
+        if factor != 1:
+            raise ValueError("warp_image: a reduced image needs the full-resolution width")
+        width = img.shape[1]
+    if geo.flipped and geo.rot != 0 and factor == 1:
+        # Rotated, cv2's fixed-point rounding of the mirrored map differs in ~1e-4 of the pixels: keep the copy.
         img = cv2.flip(img, 1)  # the same copy as img[:, ::-1], ~15x faster than numpy's strided copy
-    return cv2.warpAffine(img, trans_input, (input_size, input_size), flags=cv2.INTER_LINEAR)
+        return cv2.warpAffine(img, trans_input, (input_size, input_size), flags=cv2.INTER_LINEAR)
+    matrix = image_warp_matrix(trans_input, geo, width, factor)
+    return cv2.warpAffine(img, matrix, (input_size, input_size), flags=cv2.INTER_LINEAR)
 
 
 @dataclass

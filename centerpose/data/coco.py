@@ -21,9 +21,10 @@ from torch.utils.data import Dataset
 from centerpose.codec.codec import CenterPoseCodec
 from centerpose.codec.encode import JOINT_HEATMAPS, coco_boxes_to_xyxy
 from centerpose.data.bad_samples import get_or_replace
-from centerpose.data.image_io import BadImageError, read_image_checked, with_image_id
-from centerpose.data.augment import (Geometry, SampleRngs, center_geometry, draw_train_geometry,
-                                     sample_transforms, warp_image)
+from centerpose.data.image_io import (REDUCED_COLOR_FLAGS, BadImageError, decode_image, jpeg_size,
+                                     read_image_bytes, read_image_checked, with_image_id)
+from centerpose.data.augment import (DECODE_REDUCTIONS, Geometry, SampleRngs, center_geometry,
+                                     draw_train_geometry, reduction_factor, sample_transforms, warp_image)
 from centerpose.data.photometric import (AFFINE_KEY, GREY_BGR, IMAGE_KEY, channel_means, color_affine,
                                          input_affine)
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR, build_photometric, normalize
@@ -73,6 +74,13 @@ class CocoPoseDataset(Dataset):
             carry ``hp_radius`` (N·J,) int16 instead, and whoever receives the batch draws the same ``hm_hp`` bit
             for bit (:func:`centerpose.codec.device_heatmaps.finish_joint_heatmaps`, which
             ``CenterPoseModule.on_after_batch_transfer`` calls): 1.1 MB less per sample to draw, collate and copy.
+        decode_reduction: "off" (the original's pixels) — every image decoded in full; "auto" — a JPEG whose
+            crop shrinks it at least 2, 4 or 8 times is decoded that much smaller by libjpeg-turbo's DCT scaling
+            and the reduction folded into the one warp (:meth:`load_view`). The resampling then differs from the
+            original's: full-resolution bilinear at >= 2x shrink aliases, the scaled IDCT averages
+            (``scripts/bench_data.py --reduction-sizes 512 384 256`` measures it: on coco-mini train at input
+            256, 57 % of samples decoded smaller, mean |pixel difference| 1.7 of 255 over all samples, 7 % less
+            CPU per sample). COCO images (<= 640 px) at input 512 never shrink 2x: "auto" changes no sample there.
 
     Raises:
         FileNotFoundError: the annotation file or image folder does not exist.
@@ -92,7 +100,8 @@ class CocoPoseDataset(Dataset):
                  rng: str = "original", seed: int = 0, return_gt_det: bool = False, channel_order: str = "bgr",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  corrected_radius: bool | None = None, input_format: str = "float",
-                 codec: CenterPoseCodec | None = None, joint_heatmaps: str = "dense"):
+                 codec: CenterPoseCodec | None = None, joint_heatmaps: str = "dense",
+                 decode_reduction: str = "off"):
         from pycocotools.coco import COCO
 
         self.image_dir = Path(image_dir)
@@ -110,6 +119,9 @@ class CocoPoseDataset(Dataset):
         if joint_heatmaps not in JOINT_HEATMAPS:
             raise ValueError(f"joint_heatmaps must be one of {JOINT_HEATMAPS}, got {joint_heatmaps!r}")
         self.joint_heatmaps = joint_heatmaps
+        if decode_reduction not in DECODE_REDUCTIONS:
+            raise ValueError(f"decode_reduction must be one of {DECODE_REDUCTIONS}, got {decode_reduction!r}")
+        self.decode_reduction = decode_reduction
         if codec is None:
             if input_size % down_ratio:
                 raise ValueError(f"input_size {input_size} is not a multiple of down_ratio {down_ratio}")
@@ -177,20 +189,16 @@ class CocoPoseDataset(Dataset):
             moved into ``meta``) and ``meta = {"img_id": int, "c": (2,) float32, "s": float}``.
         """
         img_id = self.ids[index]
-        img = self.load_image(index)
+        rngs = (rngs or self.rngs_for(index)) if self.augment else None
+        img, geo, width, factor = self.load_view(index, rngs)
         boxes, kpts = self.load_annotations(index)
-        height, width = img.shape[:2]
-        if self.augment:
-            rngs = rngs or self.rngs_for(index)
-            geo = draw_train_geometry(width, height, rngs.geometry, **self.geometry_options)
-        else:
-            geo = center_geometry(width, height)
         trans_input, trans_output_rot, trans_output = sample_transforms(geo, self.input_size, self.output_size)
+        view = dict(width=width, factor=factor)
         if self.uint8_input:
-            image, affine = self.make_uint8_input(img, geo, trans_input, rngs if self.augment else None)
+            image, affine = self.make_uint8_input(img, geo, trans_input, rngs, **view)
             inputs = {IMAGE_KEY: image, AFFINE_KEY: affine}
         else:
-            inputs = {"input": self.make_input(img, geo, trans_input, rngs if self.augment else None)}
+            inputs = {"input": self.make_input(img, geo, trans_input, rngs, **view)}
         targets = self.codec.encode(boxes, kpts, trans_output, trans_output_rot, flipped=geo.flipped,
                                     image_width=width, rot=geo.rot, joint_heatmaps=self.joint_heatmaps)
         gt_det = targets.pop("gt_det")
@@ -213,6 +221,48 @@ class CocoPoseDataset(Dataset):
             return read_image_checked(self.image_path(index))
         except BadImageError as e:
             raise with_image_id(e, self.ids[index]) from None
+
+    def draw_geometry(self, width: int, height: int, rngs: SampleRngs | None) -> Geometry:
+        """The sample's crop: drawn as the original's training split (``rngs`` given), else the val geometry."""
+        if rngs is None:
+            return center_geometry(width, height)
+        return draw_train_geometry(width, height, rngs.geometry, **self.geometry_options)
+
+    def load_view(self, index: int, rngs: SampleRngs | None) -> tuple[np.ndarray, Geometry, int, int]:
+        """Decode sample ``index``'s image and draw its geometry.
+
+        With ``decode_reduction="auto"`` the JPEG's size comes from its header, the geometry is drawn from it
+        (the same draws as from the decoded image) and the image is decoded f = 2, 4 or 8 times smaller when the
+        crop shrinks it at least f times (:func:`~centerpose.data.augment.reduction_factor`); files without a
+        readable header size (not JPEG, Exif orientation) are decoded in full.
+
+        Returns:
+            The decoded (h, w, 3) uint8 image (f times smaller), the :class:`Geometry`, the full-resolution
+            width W and f.
+        """
+        if self.decode_reduction == "off":
+            img = self.load_image(index)
+            height, width = img.shape[:2]
+            return img, self.draw_geometry(width, height, rngs), width, 1
+        path = self.image_path(index)
+        try:
+            data = read_image_bytes(path)
+            size = jpeg_size(data)
+            if size is None:
+                img = decode_image(data, path)
+                height, width = img.shape[:2]
+                return img, self.draw_geometry(width, height, rngs), width, 1
+            height, width = size
+            geo = self.draw_geometry(width, height, rngs)
+            factor = reduction_factor(geo.s, self.input_size)
+            img = decode_image(data, path, REDUCED_COLOR_FLAGS[factor])
+            # libjpeg's scaled output is ceil(side / f); anything else means the header lied (a corrupt file).
+            if img.shape[:2] != (-(-height // factor), -(-width // factor)):
+                raise BadImageError(path, f"decoded size {img.shape[1]}x{img.shape[0]} at 1/{factor} does not "
+                                          f"match the JPEG header's {width}x{height}")
+        except BadImageError as e:
+            raise with_image_id(e, self.ids[index]) from None
+        return img, geo, width, factor
 
     def load_annotations(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (n, 4) float32 xyxy and keypoints (n, J, 3) float32 of the first ``max_objs``
@@ -254,13 +304,13 @@ class CocoPoseDataset(Dataset):
         return parsed
 
     def make_input(self, img: np.ndarray, geo: Geometry, trans_input: np.ndarray,
-                   rngs: SampleRngs | None) -> np.ndarray:
+                   rngs: SampleRngs | None, *, width: int | None = None, factor: int = 1) -> np.ndarray:
         """Warp, scale to [0, 1], photometric stage (when ``rngs`` is given: augmenting), normalise.
 
         Returns:
             (3, R, R) float32 network input.
         """
-        warped = warp_image(img, geo, trans_input, self.input_size)
+        warped = warp_image(img, geo, trans_input, self.input_size, width=width, factor=factor)
         inp = warped.astype(np.float32) / 255.0
         if rngs is not None and self.photometric is not None:
             if self.color_transform is not None:
@@ -271,14 +321,15 @@ class CocoPoseDataset(Dataset):
         return normalize(inp, self.mean, self.std)
 
     def make_uint8_input(self, img: np.ndarray, geo: Geometry, trans_input: np.ndarray,
-                         rngs: SampleRngs | None) -> tuple[np.ndarray, np.ndarray]:
+                         rngs: SampleRngs | None, *, width: int | None = None,
+                         factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Warp, and fold the photometric stage (drawn when ``rngs`` is given) and normalisation into
         one affine map; the same draws, in the same order, as :meth:`make_input`.
 
         Returns:
             (R, R, 3) uint8 warped BGR image and (3, 4) float32 ``[M | o]``.
         """
-        warped = warp_image(img, geo, trans_input, self.input_size)
+        warped = warp_image(img, geo, trans_input, self.input_size, width=width, factor=factor)
         return warped, self.input_map(warped, rngs)
 
     def input_map(self, warped: np.ndarray, rngs: SampleRngs | None) -> np.ndarray:

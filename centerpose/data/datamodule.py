@@ -79,6 +79,9 @@ class CocoPoseDataModule(pl.LightningDataModule):
             ``hm_hp`` map, which the module's ``on_after_batch_transfer`` draws for the whole batch where it lands,
             bit for bit the same (:mod:`centerpose.codec.device_heatmaps`); "dense" — samples carry ``hm_hp``
             (the original's; for loops that read ``hm_hp`` from loader batches without the module's hook).
+        decode_reduction: "off" (default, the original's pixels) or "auto": training JPEGs whose crop shrinks them
+            at least 2, 4 or 8 times are decoded that much smaller by libjpeg-turbo's DCT scaling (see
+            :class:`CocoPoseDataset`; COCO at input 512 never shrinks 2x, smaller inputs or larger images do).
         synthetic: if given, ``root`` is filled with :func:`centerpose.data.synthetic.ensure_synthetic_coco`
             using these keyword arguments before loading (the package's embedded default dataset).
         preflight: check the annotation files and that every image exists before the datasets are built
@@ -108,6 +111,7 @@ class CocoPoseDataModule(pl.LightningDataModule):
         input_format: str = "uint8",
         codec: Any | None = None,
         joint_heatmaps: str = "sparse",
+        decode_reduction: str = "off",
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -125,7 +129,8 @@ class CocoPoseDataModule(pl.LightningDataModule):
         self.codec = codec
         self.keypoints = codec.keypoints
         self.common = dict(codec=codec, input_format=input_format, joint_heatmaps=joint_heatmaps)
-        self.train_options = dict(train_options or {})
+        # Training samples only: validation keeps the full decode the evaluation protocol reads.
+        self.train_options = {"decode_reduction": decode_reduction, **(train_options or {})}
         self.synthetic = synthetic
         if on_bad_sample not in ("skip", "raise"):
             raise ValueError(f"data.on_bad_sample must be 'skip' or 'raise', got {on_bad_sample!r}")

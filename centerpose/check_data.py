@@ -23,7 +23,8 @@ from centerpose.config import config_dir, quote_argv
 from centerpose.data.datamodule import check_coco_layout, coco_split_paths
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.data.preflight import Problem, check_split, log_report
-from centerpose.safety import exit_if_output_unwritable, one_line_errors
+from centerpose.errors import error_boundary, task_errors
+from centerpose.safety import exit_if_output_unwritable
 
 log = logging.getLogger("centerpose.check_data")
 
@@ -88,13 +89,14 @@ def check_data(cfg: DictConfig) -> int:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="check_data")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors(log):
+    with task_errors("centerpose.check_data"):
         code = check_data(cfg)
     if code:
         sys.exit(code)
 
 
 if __name__ == "__main__":
-    quote_argv()
-    exit_if_output_unwritable(sys.argv[1:], "centerpose.check_data")
-    main()
+    with error_boundary("centerpose.check_data"):
+        quote_argv()
+        exit_if_output_unwritable(sys.argv[1:], "centerpose.check_data")
+        main()

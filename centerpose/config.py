@@ -107,7 +107,7 @@ def model_file(cfg: DictConfig, *, required: bool = True) -> Path | None:
     if model:
         from centerpose.zoo import resolve_weights
 
-        return resolve_weights(str(model))
+        return resolve_weights(str(model), task="pose")
     if ckpt_path:
         return Path(str(ckpt_path))
     if required:

@@ -36,6 +36,7 @@ from centerpose.checkpoints.original import (
     strip_wrapper_prefix,
     to_original_state_dict,
 )
+from centerpose.errors import RunError, debug_enabled, error_boundary, print_error, program_name
 from centerpose.models.registry import ARCHITECTURES, canonical_arch
 
 __all__ = [
@@ -55,7 +56,7 @@ _POSE_HEAD_ORDER = ("hm", "wh", "hps", "reg", "hm_hp", "hp_offset")
 _REPORT_LIMIT = 25  # keys listed per category; a wrong --arch would otherwise list hundreds
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(RunError, ValueError):
     """An original checkpoint does not fit the model tensor for tensor; nothing was loaded.
 
     Attributes:
@@ -83,6 +84,7 @@ class CheckpointMismatchError(ValueError):
                     lines.append(f"    ... and {len(items) - _REPORT_LIMIT} more")
         if hint:
             lines.append(hint)
+        self.details = tuple(lines[1:])  # the error boundary prints the key lists below its one line
         super().__init__("\n".join(lines))
 
 
@@ -300,7 +302,7 @@ def _arch_arg(value: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m centerpose.convert SRC.pth DST.ckpt [--arch A] [overrides...]``; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m centerpose.convert",
+        prog=program_name("python -m centerpose.convert"),
         description="Convert an original CenterNet multi_pose checkpoint (xingyizhou/CenterNet .pth) into a "
                     "centerpose checkpoint, strictly: every tensor maps onto the model or nothing is written.",
         epilog="Use the result with `centerpose.evaluate ckpt_path=DST`, `centerpose.predict ckpt_path=DST` or "
@@ -317,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         info = convert_checkpoint(args.src, args.dst, args.arch, args.overrides, args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"centerpose.convert: error: {err}", file=sys.stderr)
+    except (FileNotFoundError, FileExistsError, ValueError, RunError) as err:
+        if debug_enabled():
+            raise
+        print_error(err, "centerpose.convert")
         return 1
     epoch = "unknown" if info["epoch"] is None else info["epoch"]
     print(f"{args.src} ({info['arch']}, epoch {epoch}, heads {_format_heads(info['heads'])}) -> {args.dst}: "
@@ -327,4 +331,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with error_boundary("centerpose.convert"):
+        sys.exit(main())

@@ -40,7 +40,9 @@ from centerpose.codec.ops import JOINT_OFFSETS
 from centerpose.evaluation.oracle import ORACLE_VARIANTS, oracle_results  # noqa: F401  (ORACLE_VARIANTS: re-export)
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.keypoints import KeypointSpec
-from centerpose.safety import RunError, exit_if_output_unwritable, one_line_errors, writable_problem
+from centerpose.errors import RunError, error_boundary, task_errors
+from centerpose.outputs import discard_on_error
+from centerpose.safety import exit_if_output_unwritable, writable_problem
 
 log = logging.getLogger("centerpose.evaluate")
 
@@ -177,11 +179,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    with one_line_errors(log):
+    with task_errors("centerpose.evaluate"), discard_on_error(cfg.paths.output_dir):
         return evaluate(cfg)["AP"]
 
 
 if __name__ == "__main__":
-    quote_argv()
-    exit_if_output_unwritable(sys.argv[1:], "centerpose.evaluate")
-    main()
+    with error_boundary("centerpose.evaluate"):
+        quote_argv()
+        exit_if_output_unwritable(sys.argv[1:], "centerpose.evaluate")
+        main()

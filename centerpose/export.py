@@ -27,10 +27,13 @@ from omegaconf import DictConfig
 from torch import nn
 
 from centerpose.config import config_dir, quote_argv
+from centerpose.config_check import check_config_types
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR
+from centerpose.errors import RunError, error_boundary, task_errors
 from centerpose.inference.export_graph import DecodeGraph, HeadsGraph
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.models.dcn import dcn_impl
+from centerpose.outputs import discard_on_error
 
 log = logging.getLogger("centerpose.export")
 
@@ -228,6 +231,12 @@ def export_torchscript(net: nn.Module, path: str | Path, *, keypoints: KeypointS
     return path
 
 
+def output_path(cfg: DictConfig) -> Path:
+    """The file ``cfg`` exports to: ``output``, else ``model.onnx`` / ``model.pt`` in the run directory."""
+    return Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / ("model.onnx" if cfg.format == "onnx"
+                                                                          else "model.pt")
+
+
 def export(cfg: DictConfig) -> Path:
     """Export ``cfg.model`` / ``cfg.ckpt_path`` (a centerpose or converted original checkpoint) as ``cfg.format``;
     with ``outputs=people`` the graph decodes with the run's ``decode`` options."""
@@ -236,32 +245,34 @@ def export(cfg: DictConfig) -> Path:
 
     fmt: Literal["onnx", "torchscript"] = cfg.format
     if fmt not in FORMATS:
-        raise ValueError(f"export: format must be one of {FORMATS}, got {fmt!r}")
+        raise RunError(f"export: format must be one of {FORMATS}, got {fmt!r}")
     if cfg.outputs not in OUTPUTS:
-        raise ValueError(f"export: outputs must be one of {OUTPUTS}, got {cfg.outputs!r}")
+        raise RunError(f"export: outputs must be one of {OUTPUTS}, got {cfg.outputs!r}")
     options = decode_options(cfg)  # the run's decode options, built once
     loaded = Predictor.from_checkpoint(model_file(cfg), device="cpu")
     net, keypoints = loaded.net, loaded.keypoints
     pad = int(cfg.pad) if cfg.pad is not None else loaded.pad
     size = cfg.input_size if cfg.input_size is not None else loaded.input_size
     input_hw = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
-    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / ("model.onnx" if fmt == "onnx"
-                                                                              else "model.pt")
+    out = output_path(cfg)
     common = dict(keypoints=keypoints, decode=cfg.outputs == "people", flip=options.flip_test, K=options.K,
                   fix_flip_offset=options.fix_flip_offset, input_hw=input_hw, batch_size=cfg.batch_size, pad=pad,
                   snap=options.snap, rescore=options.rescore)
     if fmt == "onnx":
         return export_onnx(net, out, dynamic=cfg.dynamic, opset=cfg.opset, check=cfg.check, **common)
     if cfg.dynamic:
-        raise ValueError("export: format=torchscript is traced at one input size; dynamic=true needs format=onnx")
+        raise RunError("export: format=torchscript is traced at one input size; dynamic=true needs format=onnx")
     return export_torchscript(net, out, **common)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
 def main(cfg: DictConfig) -> None:
-    export(cfg)
+    with task_errors("centerpose.export"), discard_on_error(output_path(cfg), sidecar_path(output_path(cfg))):
+        check_config_types(cfg)  # a mistyped value of a _target_ node (the decode options) stops here
+        export(cfg)
 
 
 if __name__ == "__main__":
-    quote_argv()
-    main()
+    with error_boundary("centerpose.export"):
+        quote_argv()
+        main()

@@ -34,17 +34,28 @@ from rich.progress import Progress
 
 from centerpose.codec.codec import DecodeOptions
 from centerpose.config import config_dir, decode_options, model_file, quote_argv
+from centerpose.config_check import check_config_types
 from centerpose.data.image_io import BadImageError, read_image_checked
 from centerpose.evaluate import resolve_device
 from centerpose.codec.poses import Poses
 from centerpose.inference.predictor import Predictor
-from centerpose.safety import RunError, exit_if_output_unwritable, one_line_errors
+from centerpose.errors import RunError, error_boundary, task_errors
+from centerpose.outputs import discard_on_error
+from centerpose.safety import exit_if_output_unwritable
 from centerpose.inference.visualize import draw_poses
 
 log = logging.getLogger("centerpose.predict")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+class SourceNotFoundError(RunError, FileNotFoundError):
+    """``source=`` names no file, folder or webcam index."""
+
+
+class UnsupportedSourceError(RunError, ValueError):
+    """``source=`` is a file predict cannot read (neither an image nor a video by its suffix)."""
 
 
 def source_kind(source: str | int) -> str:
@@ -55,13 +66,13 @@ def source_kind(source: str | int) -> str:
     if path.is_dir():
         return "folder"
     if not path.exists():
-        raise FileNotFoundError(f"source '{source}' does not exist")
+        raise SourceNotFoundError(f"source '{source}' does not exist")
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if suffix in IMAGE_SUFFIXES:
         return "image"
-    raise ValueError(f"source '{source}': unknown file type '{suffix}' (images: {sorted(IMAGE_SUFFIXES)}, "
+    raise UnsupportedSourceError(f"source '{source}': unknown file type '{suffix}' (images: {sorted(IMAGE_SUFFIXES)}, "
                      f"videos: {sorted(VIDEO_SUFFIXES)})")
 
 
@@ -187,7 +198,8 @@ def predict(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors(log):
+    with task_errors("centerpose.predict"), discard_on_error(cfg.paths.output_dir):
+        check_config_types(cfg)  # a mistyped tracker.* / decode value stops here, naming the key
         predict(cfg)
 
 
@@ -212,6 +224,7 @@ def onnx_has_decode(path: Path) -> bool:
 
 
 if __name__ == "__main__":
-    quote_argv()
-    exit_if_output_unwritable(sys.argv[1:], "centerpose.predict")
-    main()
+    with error_boundary("centerpose.predict"):
+        quote_argv()
+        exit_if_output_unwritable(sys.argv[1:], "centerpose.predict")
+        main()

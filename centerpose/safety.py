@@ -1,8 +1,6 @@
-"""Checks that refuse a run before work is lost, and how their errors reach the user (one line, exit 1).
+"""Checks that refuse a run before work is lost (their :class:`RunError` reaches the user as one line through
+the entry points' error boundary, :mod:`centerpose.errors`).
 
-* :class:`RunError` is the base of every error a user must act on (unwritable folder, failed checkpoint
-  save, divergence, bad data, wrong config value); :func:`one_line_errors` turns it into one log line and
-  exit code 1 at the entry points, instead of a traceback.
 * :func:`check_writable_run_folders`: the run folder and every checkpoint folder are writable, before
   training starts.
 * :func:`check_writable_output`: the Hydra run folder of a command line is writable, before Hydra creates it.
@@ -11,27 +9,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytorch_lightning as pl
 
 from centerpose.errors import RunError
-
-
-@contextlib.contextmanager
-def one_line_errors(log: logging.Logger) -> Iterator[None]:
-    """Log a :class:`RunError` as one error line and exit with code 1 (no traceback)."""
-    try:
-        yield
-    except RunError as e:
-        log.error("%s", e)
-        sys.exit(1)
 
 
 def writable_problem(folder: Path) -> str | None:
@@ -113,8 +98,8 @@ def check_writable_output(argv: list[str], default_root: str = "outputs") -> str
 
 
 def exit_if_output_unwritable(argv: list[str], program: str) -> None:
-    """Print one line and exit 1 when :func:`check_writable_output` finds a problem (call before Hydra)."""
+    """Raise :class:`RunError` when :func:`check_writable_output` finds a problem (call before Hydra, inside
+    the error boundary, which prints it as one line under ``program`` and exits 1)."""
     problem = check_writable_output(argv)
     if problem:
-        print(f"{program}: {problem}", file=sys.stderr)
-        sys.exit(1)
+        raise RunError(problem)

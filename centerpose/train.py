@@ -44,6 +44,7 @@ from centerpose import safety
 from centerpose.training import summary
 from centerpose.checkpoints.format import check_resumable
 from centerpose.config import build_codec, config_dir, decode_options, quote_argv, resolved_config
+from centerpose.errors import error_boundary, task_errors
 
 log = logging.getLogger("centerpose.train")
 
@@ -176,11 +177,12 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with safety.one_line_errors(log):
+    with task_errors("centerpose.train"):
         return train(cfg)
 
 
 if __name__ == "__main__":
-    quote_argv()
-    safety.exit_if_output_unwritable(sys.argv[1:], "centerpose.train")
-    main()
+    with error_boundary("centerpose.train"):
+        quote_argv()
+        safety.exit_if_output_unwritable(sys.argv[1:], "centerpose.train")
+        main()

@@ -12,6 +12,7 @@ from lightning_fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader
 
 from centerpose.data.collate import collate_samples
+from centerpose.errors import RunError
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 COCO_HELP = (
@@ -25,7 +26,7 @@ COCO_HELP = (
 )
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(RunError, FileNotFoundError):
     """The dataset files a run needs are missing; the message lists what was looked for."""
 
 

@@ -16,13 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from centerpose.errors import RunError
+
 JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 PNG_MAGIC, PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND"
 # Bytes after the end marker that some writers append (padding, newlines) without making the file bad.
 _TAIL = 64
 
 
-class BadImageError(ValueError):
+class BadImageError(RunError, ValueError):
     """An image file cannot be used; ``path``, ``reason`` (and ``image_id`` when known) say which and why."""
 
     def __init__(self, path: str | os.PathLike, reason: str, image_id: int | None = None) -> None:

@@ -12,7 +12,6 @@ from torch import nn
 from centerpose.codec import CenterPoseCodec, DecodeOptions, Poses, decode_to_image, flip_merge, sigmoid_outputs
 from centerpose.codec.encode import encode_pose_targets
 from centerpose.codec.pipeline import stack_with_mirrors, probabilities_to_image
-from centerpose.config import rename_moved_keys
 from centerpose.keypoints import COCO_PERSON
 
 J = COCO_PERSON.num_joints
@@ -76,8 +75,6 @@ def test_options_are_checked_and_replaced_by_name():
     assert codec.options.K == 7 and codec.max_objs == 32  # the original is untouched
     with pytest.raises(dataclasses.FrozenInstanceError):
         codec.options.K = 1  # type: ignore[misc]
-    assert rename_moved_keys(["model.evaluator.tie_break=stable", "+model.evaluator.K=5", "gpus='8'"]) == [
-        "codec.decode.tie_break=stable", "+codec.decode.K=5", "gpus='8'"]
 
 
 def test_poses_layouts_round_trip():

@@ -51,9 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,download,path}")
     verbs.add_parser("list", help="every zoo model: architecture, task, the original's AP, cached or not")
     download = verbs.add_parser("download", help="fetch (and convert) a model now; prints its path")
-    download.add_argument("name", choices=list(MODELS), metavar="NAME")
+    # names are checked by get_model, not argparse choices: an unknown one is one line with a "did you mean"
+    download.add_argument("name", metavar="NAME", help=", ".join(MODELS))
     path = verbs.add_parser("path", help="print where a model's file is cached (exit 1 if not there yet)")
-    path.add_argument("name", choices=list(MODELS), metavar="NAME")
+    path.add_argument("name", metavar="NAME", help=", ".join(MODELS))
     return parser
 
 

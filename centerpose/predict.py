@@ -32,7 +32,7 @@ from rich.progress import Progress
 
 from centerpose.config import config_dir, quote_argv
 from centerpose.data.image_io import BadImageError, read_image_checked
-from centerpose.evaluate import resolve_device
+from centerpose.inference.device import resolve_device
 from centerpose.codec.poses import Poses
 from centerpose.inference.predictor import Predictor
 from centerpose.safety import RunError, exit_if_output_unwritable, one_line_errors

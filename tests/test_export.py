@@ -246,3 +246,11 @@ def test_export_check_passes_a_net_whose_bn_statistics_blow_up_noise(pytorch, tm
         export_onnx(net, tmp_path / "bn.onnx", keypoints=pytorch.keypoints, input_hw=(128, 128), check=True)
     line = next(r.getMessage() for r in caplog.records if "export check" in r.getMessage())
     assert "max |diff| / max |PyTorch|" in line and float(line.split("= ")[1].split()[0]) <= CHECK_RTOL
+
+
+def test_files_written_before_decode_options_read_as_their_options():
+    from centerpose.inference.export_metadata import recorded_decode_options
+
+    old = {"decode": True, "flip": True, "K": 50, "fix_flip_offset": False, "snap": None, "rescore": None}
+    assert DecodeOptions.from_record(recorded_decode_options(old)) == DecodeOptions(K=50, flip_test=True)
+    assert recorded_decode_options({"decode": False, "decode_options": None}) is None

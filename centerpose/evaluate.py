@@ -39,17 +39,13 @@ from centerpose.evaluation.coco import evaluate_coco, save_coco_results, to_coco
 from centerpose.codec.ops import JOINT_OFFSETS
 from centerpose.evaluation.oracle import ORACLE_VARIANTS, oracle_results  # noqa: F401  (ORACLE_VARIANTS: re-export)
 from centerpose.data.image_io import BadImageError, read_image_checked
+from centerpose.inference.device import resolve_device  # noqa: F401  (re-export)
 from centerpose.keypoints import KeypointSpec
 from centerpose.errors import RunError, error_boundary, task_errors
 from centerpose.outputs import discard_on_error
 from centerpose.safety import exit_if_output_unwritable, writable_problem
 
 log = logging.getLogger("centerpose.evaluate")
-
-def resolve_device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                        "cpu" if name == "auto" else name)
-
 
 def checkpoint_results(cfg: DictConfig, ckpt_path: Path, image_dir: Path, coco: COCO, codec: CenterPoseCodec,
                        unreadable: list[dict] | None = None) -> tuple[dict[int, Poses], dict]:

@@ -36,7 +36,7 @@ from centerpose.codec.codec import DecodeOptions
 from centerpose.config import config_dir, decode_options, model_file, quote_argv
 from centerpose.config_check import check_config_types
 from centerpose.data.image_io import BadImageError, read_image_checked
-from centerpose.evaluate import resolve_device
+from centerpose.inference.device import resolve_device
 from centerpose.codec.poses import Poses
 from centerpose.inference.predictor import Predictor
 from centerpose.errors import RunError, error_boundary, task_errors

@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from centerpose.codec import CenterPoseCodec, DecodeOptions, Poses, decode_to_image, flip_merge, sigmoid_outputs
+from centerpose.codec import (CenterPoseCodec, DecodeOptions, DecodeOptionsMismatch, Poses, decode, flip_merge,
+                              sigmoid_outputs, to_image_coords)
 from centerpose.codec.encode import encode_pose_targets
-from centerpose.codec.pipeline import stack_with_mirrors, probabilities_to_image
+from centerpose.codec.pipeline import decode_heads, decode_probabilities, stack_with_mirrors
+from centerpose.errors import RunError
 from centerpose.keypoints import COCO_PERSON
 
 J = COCO_PERSON.num_joints
@@ -28,16 +30,46 @@ META = {"c": torch.tensor([[40.0, 30.0], [50.0, 20.0]]), "s": torch.tensor([80.0
 
 
 @pytest.mark.parametrize("options", [DecodeOptions(K=30), DecodeOptions(K=30, sigmoid="clamp", tie_break="stable"),
-                                     DecodeOptions(K=30, flip_test=True, fix_flip_offset=True, snap="nearest_valid")])
-def test_decode_is_decode_to_image_bit_for_bit(options):
+                                     DecodeOptions(K=30, flip_test=True, fix_flip_offset=True, snap="nearest_valid"),
+                                     DecodeOptions(K=20, hm_hp_thresh=0.3, nms_kernel=5, rescore=True)])
+def test_codec_decode_is_the_decode_function_bit_for_bit(options):
     codec = CenterPoseCodec(input_size=64, decode=options)
     heads = _heads(4 if options.flip_test else 2)
     poses = codec.decode(heads, META, scale=1.5)
-    rows, kp = decode_to_image(heads, META["c"], META["s"], K=30, flip=options.flip_test, sigmoid=options.sigmoid,
-                               fix_flip_offset=options.fix_flip_offset, tie_break=options.tie_break,
-                               snap=options.snap, scale=1.5)
-    assert poses.boxes.shape == (2, 30, 4) and poses.keypoints.shape == (2, 30, J, 3)
+    probs = (flip_merge(sigmoid_outputs(heads), fix_offset=options.fix_flip_offset) if options.flip_test
+             else sigmoid_outputs(heads, clamp=options.sigmoid == "clamp"))
+    dets, kp = decode(probs, K=options.K, hm_hp_thresh=options.hm_hp_thresh, tie_break=options.tie_break,
+                      snap=options.snap, rescore=options.rescore, nms_kernel=options.nms_kernel, return_kp_scores=True)
+    rows = to_image_coords(dets, META["c"], META["s"], (16, 20), scale=1.5)
+    assert poses.boxes.shape == (2, options.K, 4) and poses.keypoints.shape == (2, options.K, J, 3)
     assert torch.equal(poses.rows(), rows) and torch.equal(poses.joint_scores, kp)
+    cells, cell_kp = decode_heads(heads, options, COCO_PERSON)
+    assert torch.equal(cells, dets) and torch.equal(cell_kp, kp)
+
+
+def test_decode_options_change_the_people():
+    heads = _heads(2)
+    heads["wh"] = heads["wh"] * 4  # boxes large enough for joints to snap
+    base = CenterPoseCodec(input_size=64, decode=DecodeOptions(K=30)).decode(heads, META).rows()
+    for change in (dict(hm_hp_thresh=0.9), dict(nms_kernel=5)):
+        other = CenterPoseCodec(input_size=64, decode=DecodeOptions(K=30, **change)).decode(heads, META).rows()
+        assert not torch.equal(other, base), change
+
+
+def test_decode_options_record_and_check():
+    options = DecodeOptions(K=50, flip_test=True, snap="weighted")
+    assert options.record() == dataclasses.asdict(options) and DecodeOptions.from_record(options.record()) == options
+    assert DecodeOptions.from_record({"K": 50}) == DecodeOptions(K=50)  # files written before a field existed
+    options.check_matches(options.record(), "m.onnx")
+    with pytest.raises(DecodeOptionsMismatch, match=r"^'m.onnx' was exported with snap=nearest inside the graph, "
+                                                    r"got snap=weighted; export again with snap=weighted$"):
+        options.check_matches(DecodeOptions(K=50, flip_test=True).record(), "m.onnx")
+    assert issubclass(DecodeOptionsMismatch, RunError)
+    options.check_matches(DecodeOptions(K=50, flip_test=True).record(), "m.onnx", names=["K", "flip_test"])
+    with pytest.raises(ValueError, match="nms_kernel"):
+        DecodeOptions(nms_kernel=4)
+    with pytest.raises(ValueError, match="unknown"):
+        DecodeOptions.from_record({"flip": True})
 
 
 def test_flip_merge_gets_the_configured_down_ratio():
@@ -48,8 +80,8 @@ def test_flip_merge_gets_the_configured_down_ratio():
     assert all(torch.equal(got[k], want[k]) for k in want)
     four = CenterPoseCodec(input_size=64, down_ratio=4, decode=DecodeOptions(flip_test=True, fix_flip_offset=True))
     assert not torch.equal(four.probabilities(heads)["hps"], got["hps"])
-    rows, kp = probabilities_to_image(want, META["c"], META["s"])
-    assert torch.equal(codec.decode(heads, META).rows(), rows)
+    dets, _ = decode_probabilities(want, codec.options)
+    assert torch.equal(codec.decode(heads, META).rows(), to_image_coords(dets, META["c"], META["s"], (16, 20)))
 
 
 def test_encode_is_encode_pose_targets_with_the_codec_settings():

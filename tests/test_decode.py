@@ -246,3 +246,49 @@ def test_sigmoid_outputs_plain_or_clamped_out_of_place():
     assert torch.equal(raw["hm"], before) and plain["wh"] is raw["wh"]
     assert float(plain["hm"].min()) < 1e-4 and float(plain["hm"][0, 0, 0, 1]) == 0.5
     assert clamped["hm"][0, 0, 0].tolist() == pytest.approx([1e-4, 0.5, 1 - 1e-4])
+
+
+def _blobs(b: int, c: int, s: int, n: int, g: torch.Generator) -> torch.Tensor:
+    """Gaussian peaks of random height and width on weak noise (heatmaps as a network draws them)."""
+    yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+    out = torch.rand(b, c, s, s, generator=g) * 0.02
+    for _ in range(n):
+        cy, cx = torch.rand(2, b, c, 1, 1, generator=g) * s
+        sigma = 1 + torch.rand(b, c, 1, 1, generator=g) * 2
+        amp = torch.rand(b, c, 1, 1, generator=g)
+        out = torch.maximum(out, amp * torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["noise", "blobs", "crowd", "ties"])
+def test_eager_shortcuts_give_the_traced_decode_bit_for_bit(kind, monkeypatch):
+    """Eager decode (running-max NMS, peaks from a wider raw top-k, candidate axis cut after the last strong
+    peak) equals the fixed-K graph's decode (max-pool NMS of every cell, top-K, all K candidates)."""
+    import sys
+
+    dec = sys.modules["centerpose.codec.decode"]  # the package's `decode` attribute is the function
+    g = torch.Generator().manual_seed(5)
+    heads = _heads(b=3, j=5, seed=5, h=64, w=64)
+    if kind == "noise":
+        heads["hm"], heads["hm_hp"] = torch.rand(3, 1, 64, 64, generator=g), torch.rand(3, 5, 64, 64, generator=g)
+    elif kind in ("blobs", "crowd"):
+        n = 3 if kind == "blobs" else 25
+        heads["hm"], heads["hm_hp"] = _blobs(3, 1, 64, n, g), _blobs(3, 5, 64, n, g)
+    else:  # probabilities on a coarse grid: equal scores everywhere
+        heads["hm_hp"] = torch.randint(0, 12, (3, 5, 64, 64), generator=g) / 10.0
+        heads["hp_offset"] = torch.randint(0, 4, (3, 2, 64, 64), generator=g) / 4.0
+    heads["wh"] = heads["wh"] * 3
+    eager = [decode(heads, K=40, snap=snap, return_kp_scores=True) for snap in ("nearest", "weighted")]
+    monkeypatch.setattr(dec, "is_exporting", lambda: True)
+    traced = [decode(heads, K=40, snap=snap, return_kp_scores=True) for snap in ("nearest", "weighted")]
+    for got, want in zip(eager, traced):
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    no_snap = decode({k: v for k, v in heads.items() if k != "hm_hp"}, K=40)
+    assert not torch.equal(no_snap[..., 5:15], traced[0][0][..., 5:15])  # joints did snap
+
+
+def test_nms_kernel_is_any_odd_window():
+    heat = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(0))
+    for kernel in (1, 3, 5, 7):
+        want = heat * (torch.nn.functional.max_pool2d(heat, kernel, 1, kernel // 2) == heat)
+        assert torch.equal(heatmap_nms(heat, kernel), want)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from export_helpers import assert_same_people, spread_scores
 
-from centerpose.codec.pipeline import decode_to_image
+from centerpose.codec import CenterPoseCodec, DecodeOptions
 from centerpose.export import export_onnx, export_torchscript
 from centerpose.models import build_model
 from centerpose.inference.onnx_runtime import people_to_image
@@ -50,11 +50,12 @@ def test_arch_exports_heads_and_people(arch, tmp_path):
         assert np.abs(g - want[name].numpy()).max() <= 1e-4, name
 
     people_path = export_onnx(net, tmp_path / "people.onnx", input_hw=(side, side), pad=pad, decode=True,
-                              flip=False, K=50, check=False)
+                              options=DecodeOptions(K=50), check=False)
     (people,) = ort.InferenceSession(str(people_path), providers=["CPUExecutionProvider"]).run(
         None, {"image": x.numpy()})
     c, s = torch.tensor([[side / 2, side / 2]]), torch.tensor([float(side)])
-    rows, kp = decode_to_image(want, c, s, K=50, tie_break="stable")
+    poses = CenterPoseCodec(decode=DecodeOptions(K=50, tie_break="stable")).decode(want, {"c": c, "s": s})
+    rows, kp = poses.rows(), poses.joint_scores
     got_rows, got_kp = people_to_image(torch.from_numpy(people), c, s, (side, side))
     assert_same_people(torch.cat([got_rows[0], got_kp[0]], 1).numpy(), torch.cat([rows[0], kp[0]], 1).numpy())
 

@@ -8,58 +8,19 @@ the predictor and the image logger (decode), so every decode option is declared 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 from torch import Tensor
 
-from centerpose.codec.decode import SNAP_MODES, SnapMode, TieBreak
 from centerpose.codec.encode import JOINT_RADII, encode_pose_targets
-from centerpose.codec.pipeline import head_probabilities, probabilities_to_image
+from centerpose.codec.options import DecodeOptions
+from centerpose.codec.pipeline import decode_probabilities, head_probabilities
+from centerpose.codec.postprocess import to_image_coords
 from centerpose.codec.poses import Poses
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
 __all__ = ["CenterPoseCodec", "DecodeOptions"]
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """How raw heads become people. Defaults are the original's (the detector's decode, without flip).
-
-    Attributes:
-        K: people per image (and heatmap candidates per joint); capped at the output map's cell count.
-        flip_test: the heads are ``[images; mirrors]`` and are merged first (§3.3); whoever runs the network
-            runs the mirrored input too when this is on.
-        sigmoid: ``plain`` = the detector; ``clamp`` = the trainer path's clamped sigmoid (QUIRK E1). The flip
-            merge always uses the plain sigmoid, as the original's detector.
-        fix_flip_offset: exact mirror of the x offsets in the flip merge (QUIRK E11; off = the original).
-        tie_break: ``topk`` (the original's order on CPU) or ``stable`` (equal scores by cell index, E10).
-        snap: ``nearest`` (the original, E9), ``nearest_valid`` or ``weighted`` joint snapping (see
-            :func:`~centerpose.codec.decode.decode`).
-        rescore: rank people by the geometric mean of centre score and mean joint score (off = the
-            original's centre score).
-    """
-
-    K: int = 100
-    flip_test: bool = False
-    sigmoid: Literal["plain", "clamp"] = "plain"
-    fix_flip_offset: bool = False
-    tie_break: TieBreak = "topk"
-    snap: SnapMode = "nearest"
-    rescore: bool = False
-
-    def __post_init__(self) -> None:
-        choices = {"sigmoid": ("plain", "clamp"), "tie_break": ("topk", "stable"), "snap": SNAP_MODES}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"DecodeOptions: {name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if int(self.K) < 1:
-            raise ValueError(f"DecodeOptions: K must be >= 1, got {self.K}")
-
-    def replace(self, **changes: Any) -> "DecodeOptions":
-        """A copy with some options changed (unknown names raise TypeError)."""
-        return dataclasses.replace(self, **changes)
 
 
 class CenterPoseCodec:
@@ -154,15 +115,12 @@ class CenterPoseCodec:
     def probabilities(self, heads: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Raw logits (B or 2B with flip) → float32 heads with ``hm``/``hm_hp`` as probabilities (batch B):
         the sigmoid, and the flip merge with this codec's ``down_ratio`` when ``flip_test`` is on."""
-        o = self.options
-        return head_probabilities(heads, keypoints=self.keypoints, flip=o.flip_test, sigmoid=o.sigmoid,
-                                  fix_flip_offset=o.fix_flip_offset, down_ratio=self.down_ratio)
+        return head_probabilities(heads, self.options, self.keypoints, self.down_ratio)
 
     def decode_probabilities(self, probs: Mapping[str, Tensor], meta: Mapping[str, Any], *,
                              scale: float = 1.0) -> Poses:
         """People in image pixels from heads that already hold probabilities (:meth:`probabilities`, or
         the ground-truth heads of :func:`~centerpose.codec.oracle.oracle_outputs`); see :meth:`decode`."""
-        o = self.options
-        rows, kp_scores = probabilities_to_image(probs, meta["c"], meta["s"], K=o.K, tie_break=o.tie_break,
-                                                 snap=o.snap, rescore=o.rescore, scale=scale)
+        dets, kp_scores = decode_probabilities(probs, self.options)
+        rows = to_image_coords(dets, meta["c"], meta["s"], probs["hm"].shape[2:], scale=scale)
         return Poses.from_rows(rows, kp_scores)

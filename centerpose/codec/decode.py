@@ -1,30 +1,44 @@
 """Decoding head outputs into detections (METHOD.md §3.2, ``multi_pose_decode``).
 
-Batched over images and vectorised over detections, joints and candidates; runs on any device. Inputs
-``hm`` and ``hm_hp`` are **probabilities** (after a sigmoid): use :func:`sigmoid_outputs` on raw network
-outputs. Output rows (output-map coordinates, float):
+The one decode of the package: the codec (validation, evaluation, the predictor, the image logger), the exported
+graph and the onnxruntime predictor all run :func:`decode`. One batched tensor pass with a fixed K and no Python
+loop over images or people, so it exports as it is; it runs on any device. Inputs ``hm`` and ``hm_hp`` are
+**probabilities** (after a sigmoid): use :func:`sigmoid_outputs` on raw network outputs. Output rows
+(output-map coordinates, float):
 
     [x1 y1 x2 y2 | score | x0 y0 x1 y1 ... x(J-1) y(J-1) | class]    (5 + 2J + 1 columns; 40 for COCO)
+
+Speed without changing a result (the golden tests compare with the original at 1e-5): the max-pool NMS is two
+1-D running maxima (the same maxima; ONNX keeps MaxPool), maps are read at their K cells without a transposed
+copy, joints stay in a (B, J, K) layout, the (B, J, K, K) joint-to-peak distances are made in two buffers, and
+in eager mode the peak axis is cut after the last peak above the threshold (every later peak is a weak one at
+the same far point, so the nearest-peak index cannot change).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from centerpose.codec.ops import clamped_sigmoid, gather_feat, joint_offset_map
+from centerpose.codec.ops import clamped_sigmoid, gather_cells, joint_offsets_at
+from centerpose.codec.options import SNAP_MODES, SnapMode, TieBreak
 
-__all__ = ["sigmoid_outputs", "heatmap_nms", "topk_detections", "topk_per_channel", "decode"]
+__all__ = ["SNAP_MODES", "SnapMode", "TieBreak", "decode", "heatmap_nms", "is_exporting", "sigmoid_outputs",
+           "topk_detections", "topk_per_channel"]
 
-TieBreak = Literal["topk", "stable"]
-SnapMode = Literal["nearest", "nearest_valid", "weighted"]
-SNAP_MODES: tuple[str, ...] = ("nearest", "nearest_valid", "weighted")
 # "weighted" snapping: a candidate's proximity weight falls as a Gaussian of its distance from the regressed
 # joint, this fraction of the person's longer box side (the hard limit stays 0.3 of it).
 _SNAP_PROXIMITY = 0.25
+# The original moves weak candidates here (and scores them -1), so they never pass the snapping tests.
+_FAR = -10000.0
+
+
+def is_exporting() -> bool:
+    """Being traced (torch.jit.trace) or exported (torch.export / the ONNX dynamo exporter)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def sigmoid_outputs(outputs: Mapping[str, Tensor], clamp: bool = False) -> dict[str, Tensor]:
@@ -42,14 +56,42 @@ def sigmoid_outputs(outputs: Mapping[str, Tensor], clamp: bool = False) -> dict[
     return {k: act(v) if k in ("hm", "hm_hp") else v for k, v in outputs.items()}
 
 
+def _running_max(x: Tensor, dim: int, radius: int) -> Tensor:
+    """``out[i] = max(x[i - radius .. i + radius])`` along ``dim``, the window cut at the borders (a 1-D
+    max-pool with −inf padding), written into one new buffer."""
+    n = x.shape[dim]
+    if radius == 1 and n >= 3:
+        # pairwise maxima p[i] = max(x[i], x[i+1]), then out[i] = max(p[i-1], p[i]): two passes, no clone
+        pair = torch.maximum(x.narrow(dim, 1, n - 1), x.narrow(dim, 0, n - 1))
+        out = torch.empty_like(x)
+        torch.maximum(pair.narrow(dim, 0, n - 2), pair.narrow(dim, 1, n - 2), out=out.narrow(dim, 1, n - 2))
+        out.narrow(dim, 0, 1).copy_(pair.narrow(dim, 0, 1))
+        out.narrow(dim, n - 1, 1).copy_(pair.narrow(dim, n - 2, 1))
+        return out
+    out = x.clone()
+    for shift in range(1, min(radius, n - 1) + 1):
+        tail, head = out.narrow(dim, shift, n - shift), out.narrow(dim, 0, n - shift)
+        torch.maximum(tail, x.narrow(dim, 0, n - shift), out=tail)
+        torch.maximum(head, x.narrow(dim, shift, n - shift), out=head)
+    return out
+
+
 def heatmap_nms(heat: Tensor, kernel: int = 3) -> Tensor:
     """Keep only local maxima: ``heat · [maxpool(heat) == heat]`` (plateaus survive whole).
 
+    The k × k max-pool is separable: a running maximum along W, then along H, gives the same maxima in a
+    fraction of the time of ``max_pool2d`` on CPU; traced or exported graphs keep ``max_pool2d`` (ONNX MaxPool).
+
     Args:
         heat: (B, C, H, W).
+        kernel: odd window side (3, the original's).
     """
-    hmax = F.max_pool2d(heat, kernel, stride=1, padding=(kernel - 1) // 2)
-    return heat * (hmax == heat).to(heat.dtype)
+    pad = (kernel - 1) // 2
+    if is_exporting():
+        hmax = F.max_pool2d(heat, kernel, stride=1, padding=pad)
+        return heat * (hmax == heat).to(heat.dtype)
+    hmax = _running_max(_running_max(heat, 3, pad), 2, pad)
+    return hmax.eq_(heat).mul_(heat)  # [hmax == heat] · heat, the original's product, in hmax's buffer
 
 
 def _mod(inds: Tensor, n: int) -> Tensor:
@@ -65,6 +107,8 @@ def _ranked(values: Tensor, k: int, tie_break: TieBreak) -> tuple[Tensor, Tensor
     if tie_break == "topk":
         return torch.topk(values, k)
     if tie_break == "stable":
+        if is_exporting():  # ONNX TopK orders equal values by ascending index: the stable order
+            return torch.topk(values, k)
         # Equal scores keep ascending index order (QUIRK E10 "improved").
         vals, idx = torch.sort(values, dim=-1, descending=True, stable=True)
         return vals[..., :k], idx[..., :k]
@@ -116,88 +160,156 @@ def topk_per_channel(heat: Tensor, k: int, tie_break: TieBreak = "topk"
     return scores, inds, ys, xs
 
 
-def _snap(kps: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, k: int,
-          thresh: float, tie_break: TieBreak, snap: SnapMode) -> Tensor:
+def _window_max_at(heat: Tensor, inds: Tensor, radius: int) -> Tensor:
+    """The max of the (2r + 1)² window around each of some cells: what ``max_pool2d`` gives there.
+
+    Args:
+        heat: (B, C, H, W). inds: (B, C, M) int64 flat cell indices of each channel.
+
+    Returns:
+        (B, C, M). Windows are cut at the borders: a clamped neighbour is a cell of the window anyway.
+    """
+    b, c, h, w = heat.shape
+    y, x = torch.div(inds, w, rounding_mode="floor"), _mod(inds, w)
+    steps = torch.arange(-radius, radius + 1, device=inds.device)
+    ny = (y.unsqueeze(-1) + steps).clamp_(0, h - 1)  # (B, C, M, 2r+1)
+    nx = (x.unsqueeze(-1) + steps).clamp_(0, w - 1)
+    window = (ny.unsqueeze(-1) * w + nx.unsqueeze(-2)).reshape(b, c, -1)  # (B, C, M·(2r+1)²)
+    return heat.reshape(b, c, h * w).gather(2, window).reshape(*inds.shape, -1).amax(dim=-1)
+
+
+def _strong_peaks_by_scan(heat: Tensor, k: int, thresh: float, tie_break: TieBreak, nms_kernel: int
+                          ) -> tuple[Tensor, Tensor]:
+    """:func:`topk_per_channel` of ``heatmap_nms(heat)`` for the peaks above ``thresh``, from a wider top-k
+    of the raw map instead of the NMS of every cell (eager only: the channels it cannot settle are redone).
+
+    Every peak above the k'-th raw value is among the raw top-k' (k' = 2k), so testing those cells alone
+    finds all peaks above it. A channel is settled when that covers every peak above ``thresh`` or holds k
+    of them, and no two of its first k + 1 found peaks have equal scores: the top-k of the NMS map is then the
+    one order of distinct values, whatever the tie rule. Other channels (ties, NaN, crowded maps) take the
+    full NMS and top-k.
+
+    Returns:
+        ``scores`` and ``inds`` (B, C, k): every entry above ``thresh`` is that of ``topk_per_channel``; the
+        other entries hold a score <= ``thresh`` (their cells are no candidates, so which they are is moot).
+    """
+    b, c, h, w = heat.shape
+    flat = heat.reshape(b, c, h * w)
+    wide = min(h * w, k + k // 4 + 1)  # a quarter more than k: random maps hold ~k peaks among them
+    raw_score, raw_ind = torch.topk(flat, wide)  # (B, C, k')
+    peak = (raw_score == _window_max_at(heat, raw_ind, (nms_kernel - 1) // 2)) & (raw_score > thresh)
+    # found peaks first, in descending score (a stable sort keeps the raw top-k' order)
+    order = torch.sort((~peak).to(torch.uint8), dim=2, stable=True).indices[..., :k + 1]
+    found = peak.gather(2, order)  # (B, C, k+1): True, then False
+    scores = torch.where(found, raw_score.gather(2, order), torch.full_like(raw_score[..., :1], -1.0))
+    inds = raw_ind.gather(2, order)
+    if wide == h * w:
+        settled = torch.ones_like(found[..., 0])
+    else:
+        edge = raw_score[..., -1:]  # the k'-th raw value: every peak above it was tested
+        settled = (edge[..., 0] <= thresh) | ((found & (scores > edge)).sum(dim=2) >= k)
+    tied = (found[..., 1:] & (scores[..., 1:] == scores[..., :-1])).any(dim=2)
+    redo = ~settled | tied | raw_score[..., 0].isnan()
+    scores, inds = scores[..., :k].contiguous(), inds[..., :k].contiguous()
+    if bool(redo.any()):
+        bi, ci = redo.nonzero(as_tuple=True)
+        sub = heatmap_nms(heat[bi, ci].unsqueeze(0), nms_kernel).reshape(1, bi.numel(), h * w)
+        sub_score, sub_ind = _ranked(sub, k, tie_break)
+        scores[bi, ci], inds[bi, ci] = sub_score[0], sub_ind[0]
+    return scores, inds
+
+
+def _snap(jx: Tensor, jy: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, k: int,
+          thresh: float, tie_break: TieBreak, snap: SnapMode, nms_kernel: int) -> tuple[Tensor, Tensor]:
     """Move regressed joints onto nearby keypoint-heatmap peaks (§3.2 step 6, QUIRK E9).
 
     Args:
-        kps: (B, K, J, 2) regressed joints. bboxes: (B, K, 4). hm_hp: (B, J, H, W) probabilities.
+        jx, jy: (B, J, Kd) regressed joints. bboxes: (B, Kd, 4). hm_hp: (B, J, H, W) probabilities.
         hp_offset: (B, 2, H, W) shared or (B, 2J, H, W) per-joint offsets, or None.
 
     Returns:
-        (B, K, J, 2) final joints.
+        Final joints ``x``, ``y``, each (B, J, Kd).
     """
-    b, j = hm_hp.shape[:2]
-    cand_score, cand_ind, cand_y, cand_x = topk_per_channel(heatmap_nms(hm_hp), k, tie_break)  # (B, J, Kc)
+    if snap not in SNAP_MODES:
+        raise ValueError(f"decode: snap must be one of {SNAP_MODES}, got {snap!r}")
+    w = hm_hp.shape[3]
+    if is_exporting():  # a fixed K: the NMS of every cell, then the top-K peaks of each joint
+        cand_score, cand_ind, cand_y, cand_x = topk_per_channel(heatmap_nms(hm_hp, nms_kernel), k, tie_break)
+        strong = cand_score > thresh  # strict: exactly the threshold is weak
+    else:
+        cand_score, cand_ind = _strong_peaks_by_scan(hm_hp, k, thresh, tie_break, nms_kernel)  # (B, J, Kc)
+        strong = cand_score > thresh
+        # Peaks come sorted by score, so the strong ones lead; keep them and the first weak one. Every weak
+        # peak sits at the same far point with score -1: the first keeps its index as the nearest, the later
+        # ones could only tie with it.
+        last = int((strong * torch.arange(1, k + 1, device=strong.device)).amax())
+        keep = min(k, last + 1)
+        if keep < k:
+            cand_score, cand_ind, strong = (t[..., :keep] for t in (cand_score, cand_ind, strong))
+        cand_y = torch.div(cand_ind, w, rounding_mode="floor").to(hm_hp.dtype)
+        cand_x = _mod(cand_ind, w).to(hm_hp.dtype)
     if hp_offset is not None:
-        joint = torch.arange(j * k, device=cand_ind.device) // k  # candidates are joint-major
-        off = gather_feat(*joint_offset_map(hp_offset, cand_ind.reshape(b, j * k), joint)).reshape(b, j, k, 2)
-        cand_x = cand_x + off[..., 0]
-        cand_y = cand_y + off[..., 1]
+        off = joint_offsets_at(hp_offset, cand_ind)  # (B, J, 2, Kc)
+        cand_x = cand_x + off[:, :, 0]
+        cand_y = cand_y + off[:, :, 1]
     else:
         cand_x = cand_x + 0.5
         cand_y = cand_y + 0.5
-    # Weak candidates are pushed 10^4 cells away; strict '>' means exactly 0.1 is weak.
-    strong = cand_score > thresh
     cand_score = torch.where(strong, cand_score, torch.full_like(cand_score, -1.0))
-    far = torch.full_like(cand_x, -10000.0)
-    cand = torch.stack([torch.where(strong, cand_x, far), torch.where(strong, cand_y, far)], dim=-1)  # (B,J,Kc,2)
+    cand_x = torch.where(strong, cand_x, torch.full_like(cand_x, _FAR))
+    cand_y = torch.where(strong, cand_y, torch.full_like(cand_y, _FAR))
 
-    reg = kps.permute(0, 2, 1, 3)  # (B, J, Kd, 2)
-    # All detection x candidate pairs; dx² + dy² then sqrt rounds exactly like the original's
-    # ((r − c) ** 2).sum(-1) ** 0.5, with half the temporaries.
-    dx = reg[..., 0].unsqueeze(3) - cand[..., 0].unsqueeze(2)
-    dy = reg[..., 1].unsqueeze(3) - cand[..., 1].unsqueeze(2)
-    dist = (dx * dx + dy * dy).sqrt()  # (B, J, Kd, Kc)
+    # Every joint x peak pair, (B, J, Kd, Kc), in two buffers: dx² + dy² then sqrt rounds exactly like the
+    # original's ((r − c) ** 2).sum(-1) ** 0.5.
+    dx = jx.unsqueeze(3) - cand_x.unsqueeze(2)
+    dy = jy.unsqueeze(3) - cand_y.unsqueeze(2)
+    dist = dx.mul_(dx).add_(dy.mul_(dy)).sqrt_()
 
-    left, top, right, bottom = (bboxes[..., i].reshape(b, 1, k, 1) for i in range(4))  # (B, 1, Kd, 1)
-    side = torch.max(bottom - top, right - left)  # (B, 1, Kd, 1)
-    limit = side * 0.3
-    if snap not in SNAP_MODES:
-        raise ValueError(f"decode: snap must be one of {SNAP_MODES}, got {snap!r}")
-    rank = dist  # the candidate with the lowest rank is tested
-    if snap != "nearest":
+    b = bboxes.shape[0]
+    left, top, right, bottom = (bboxes[..., i].reshape(b, 1, -1) for i in range(4))  # (B, 1, Kd)
+    limit = torch.max(bottom - top, right - left) * 0.3
+    if snap == "nearest":
+        min_dist, min_ind = dist.min(dim=3)  # first index on ties, like the original
+    else:
         # Improved E9: only candidates that pass every test compete, not just the nearest one.
-        cx, cy = cand[..., 0].unsqueeze(2), cand[..., 1].unsqueeze(2)  # (B, J, 1, Kc)
-        valid = ((cx >= left) & (cx <= right) & (cy >= top) & (cy <= bottom)
-                 & (cand_score.unsqueeze(2) >= thresh) & (dist <= limit))
+        cx, cy, cs = cand_x.unsqueeze(2), cand_y.unsqueeze(2), cand_score.unsqueeze(2)  # (B, J, 1, Kc)
+        l4, t4, r4, b4, lim4 = (v.unsqueeze(3) for v in (left, top, right, bottom, limit))  # (B, 1, Kd, 1)
+        valid = (cx >= l4) & (cx <= r4) & (cy >= t4) & (cy <= b4) & (cs >= thresh) & (dist <= lim4)
+        rank = dist
         if snap == "weighted":
             # A poorly regressed joint often lies nearer a wrong weak peak than the strong right one:
             # rank by heat x proximity instead of distance alone.
-            rank = -cand_score.unsqueeze(2) * torch.exp(-0.5 * (dist / (side * _SNAP_PROXIMITY)) ** 2)
+            side = torch.max(b4 - t4, r4 - l4)
+            rank = -cs * torch.exp(-0.5 * (dist / (side * _SNAP_PROXIMITY)) ** 2)
         rank = torch.where(valid, rank, torch.full_like(rank, float("inf")))
-    min_ind = rank.min(dim=3).indices  # first index on ties, like the original
-    min_dist = dist.gather(3, min_ind.unsqueeze(3)).squeeze(3)
-    best_score = cand_score.gather(2, min_ind)  # (B, J, Kd)
-    best = cand.gather(2, min_ind.unsqueeze(-1).expand(-1, -1, -1, 2))  # (B, J, Kd, 2)
-
-    bx, by = best[..., 0], best[..., 1]
-    left, top, right, bottom, limit = (t.squeeze(-1) for t in (left, top, right, bottom, limit))
+        min_ind = rank.min(dim=3).indices
+        min_dist = dist.gather(3, min_ind.unsqueeze(3)).squeeze(3)
+    bx, by = cand_x.gather(2, min_ind), cand_y.gather(2, min_ind)  # (B, J, Kd)
+    best_score = cand_score.gather(2, min_ind)
     reject = ((bx < left) | (bx > right) | (by < top) | (by > bottom)
               | (best_score < thresh) | (min_dist > limit))
-    out = torch.where(reject.unsqueeze(-1), reg, best)
-    return out.permute(0, 2, 1, 3)
+    return torch.where(reject, jx, bx), torch.where(reject, jy, by)
 
 
-def _heat_at(hm_hp: Tensor, kps: Tensor) -> Tensor:
-    """hm_hp (B, J, H, W) sampled at the cell holding each joint of kps (B, K, J, 2) → (B, K, J)."""
+def _heat_at(hm_hp: Tensor, jx: Tensor, jy: Tensor) -> Tensor:
+    """hm_hp (B, J, H, W) sampled at the cell holding each joint (B, J, K) → (B, K, J)."""
     b, j, h, w = hm_hp.shape
-    x = kps[..., 0].floor().clamp(0, w - 1).long()
-    y = kps[..., 1].floor().clamp(0, h - 1).long()
-    flat = (y * w + x).permute(0, 2, 1)  # (B, J, K)
-    return hm_hp.reshape(b, j, h * w).gather(2, flat).permute(0, 2, 1)
+    x = jx.floor().clamp(0, w - 1).long()
+    y = jy.floor().clamp(0, h - 1).long()
+    return hm_hp.reshape(b, j, h * w).gather(2, y * w + x).transpose(1, 2)
 
 
 @torch.no_grad()
 def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float = 0.1,
            tie_break: TieBreak = "topk", snap: SnapMode = "nearest", rescore: bool = False,
-           return_kp_scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+           return_kp_scores: bool = False, nms_kernel: int = 3) -> Tensor | tuple[Tensor, Tensor]:
     """Decode one stack's head outputs into K detections per image (``multi_pose_decode``).
 
     Heads used: ``hm`` (B, C, H, W) and ``hm_hp`` (B, J, H, W) as **probabilities**; ``hps`` (B, 2J, H, W),
     ``wh`` (B, 2, H, W); optional ``reg`` (B, 2, H, W) (absent: centre = cell + 0.5), ``hm_hp`` (absent: no
     snapping) and ``hp_offset`` (B, 2, H, W), or (B, 2J, H, W) per joint (absent: candidates at cell + 0.5).
-    Boxes and joints are not clipped (QUIRK E8).
+    Boxes and joints are not clipped (QUIRK E8). The keyword arguments are those of
+    :class:`~centerpose.codec.options.DecodeOptions` (``options.decode_kwargs()``).
 
     Args:
         outputs: head dict of one stack (e.g. ``sigmoid_outputs(model(x)[-1])``).
@@ -216,6 +328,7 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
         return_kp_scores: also return per-joint scores (B, K, J): the ``hm_hp`` probability at the cell
             that holds the final joint (floor, clamped into the map), so snapped and regressed joints are
             scored alike; without ``hm_hp``, the detection score repeated.
+        nms_kernel: window side of the heatmap NMS (3, the original's).
 
     Returns:
         ``dets`` (B, K, 5 + 2J + 1) sorted by descending score, or ``(dets, kp_scores)``.
@@ -228,32 +341,32 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
     b = heat.shape[0]
     j = hps.shape[1] // 2
 
-    scores, inds, classes, ys, xs = topk_detections(heatmap_nms(heat), K, tie_break)
-    # Regressed joints are offsets from the integer centre cell (the targets are pt − ct_int).
-    kps = gather_feat(hps, inds).reshape(b, K, j, 2)
-    kps = kps + torch.stack([xs, ys], dim=-1).unsqueeze(2)
+    scores, inds, classes, ys, xs = topk_detections(heatmap_nms(heat, nms_kernel), K, tie_break)
+    # Regressed joints are offsets from the integer centre cell (the targets are pt − ct_int); (B, J, K).
+    offsets = gather_cells(hps, inds).reshape(b, j, 2, K)
+    jx = offsets[:, :, 0] + xs.unsqueeze(1)
+    jy = offsets[:, :, 1] + ys.unsqueeze(1)
 
     reg = outputs.get("reg")
     if reg is not None:
-        off = gather_feat(reg, inds)
-        cx = xs.unsqueeze(2) + off[..., 0:1]
-        cy = ys.unsqueeze(2) + off[..., 1:2]
+        off = gather_cells(reg, inds)  # (B, 2, K)
+        cx, cy = xs + off[:, 0], ys + off[:, 1]
     else:
-        cx = xs.unsqueeze(2) + 0.5
-        cy = ys.unsqueeze(2) + 0.5
-    wh = gather_feat(outputs["wh"], inds)
-    half_w, half_h = wh[..., 0:1] / 2, wh[..., 1:2] / 2
-    bboxes = torch.cat([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=2)
+        cx, cy = xs + 0.5, ys + 0.5
+    wh = gather_cells(outputs["wh"], inds)
+    half_w, half_h = wh[:, 0] / 2, wh[:, 1] / 2
+    bboxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=2)  # (B, K, 4)
 
     hm_hp = outputs.get("hm_hp")
     if hm_hp is not None:
-        kps = _snap(kps, bboxes, hm_hp, outputs.get("hp_offset"), K, hm_hp_thresh, tie_break, snap)
+        jx, jy = _snap(jx, jy, bboxes, hm_hp, outputs.get("hp_offset"), K, hm_hp_thresh, tie_break, snap,
+                       nms_kernel)
 
-    dets = torch.cat([bboxes, scores.unsqueeze(2), kps.reshape(b, K, 2 * j),
-                      classes.unsqueeze(2).to(heat.dtype)], dim=2)
+    kps = torch.stack([jx, jy], dim=3).transpose(1, 2).reshape(b, K, 2 * j)
+    dets = torch.cat([bboxes, scores.unsqueeze(2), kps, classes.unsqueeze(2).to(heat.dtype)], dim=2)
     if not (return_kp_scores or rescore):
         return dets
-    kp_scores = _heat_at(hm_hp, kps) if hm_hp is not None else scores.unsqueeze(2).expand(b, K, j)
+    kp_scores = _heat_at(hm_hp, jx, jy) if hm_hp is not None else scores.unsqueeze(2).expand(b, K, j)
     if rescore:
         dets[..., 4] = (scores * kp_scores.mean(dim=2)).sqrt()
         # re-ranked with the decode's own top-K (exports as ONNX TopK; a stable sort does not)

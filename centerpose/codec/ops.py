@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["JOINT_OFFSETS", "clamped_sigmoid", "gather_feat", "joint_offset_map"]
+__all__ = ["JOINT_OFFSETS", "clamped_sigmoid", "gather_cells", "gather_feat", "joint_offset_map", "joint_offsets_at"]
 
 #: ``hp_offset`` layouts: ``shared``, one sub-cell offset pair for every joint (B, 2, H, W), the original;
 #: ``per_joint``, one pair per joint (B, 2J, H, W) (QUIRK E16).
@@ -59,3 +59,35 @@ def joint_offset_map(hp_offset: Tensor, ind: Tensor, joint: Tensor) -> tuple[Ten
         return hp_offset, ind
     stacked = hp_offset.reshape(b, c // 2, 2, h, w).transpose(1, 2).reshape(b, 2, c // 2 * h, w)
     return stacked, ind + joint.to(ind.device).unsqueeze(0) * (h * w)
+
+
+def gather_cells(feat: Tensor, ind: Tensor) -> Tensor:
+    """Read a dense map at flat cell indices, channels first: no copy of the map (the decode's reads).
+
+    Args:
+        feat: (B, C, H, W) map.
+        ind: (B, M) int64 flat indices ``y * W + x``.
+
+    Returns:
+        (B, C, M): ``out[b, :, m] = feat[b, :, ind[b, m] // W, ind[b, m] % W]`` (the values of
+        :func:`gather_feat`, transposed).
+    """
+    b, c = feat.shape[:2]
+    return feat.reshape(b, c, -1).gather(2, ind.unsqueeze(1).expand(-1, c, -1))
+
+
+def joint_offsets_at(hp_offset: Tensor, ind: Tensor) -> Tensor:
+    """Each joint's sub-cell offset at its own cells, for both ``hp_offset`` layouts (:data:`JOINT_OFFSETS`).
+
+    Args:
+        hp_offset: (B, 2, H, W) shared or (B, 2J, H, W) per-joint offsets.
+        ind: (B, J, M) int64 flat cell indices ``y * W + x`` per joint.
+
+    Returns:
+        (B, J, 2, M): ``(dx, dy)`` of joint j at ``ind[:, j]`` (the shared map for every joint, or joint j's pair).
+    """
+    b, c = hp_offset.shape[:2]
+    j, m = ind.shape[1:]
+    if c == 2:
+        return gather_cells(hp_offset, ind.reshape(b, j * m)).reshape(b, 2, j, m).transpose(1, 2)
+    return hp_offset.reshape(b, c // 2, 2, -1).gather(3, ind.unsqueeze(2).expand(-1, -1, 2, -1))

@@ -2,15 +2,15 @@
 
 A raw-heads model stands in for the network (:class:`OnnxHeadsNet`), so pre-process, flip merge, decode and
 inverse affine are exactly the :class:`~centerpose.inference.predictor.Predictor`'s. A decode graph (``decode=true``)
-returns people in input-canvas pixels; :class:`OnnxDecodePredictor` maps them to image pixels with the
-pre-process affine (:func:`people_to_image`).
+runs the codec's decode inside and returns people in input-canvas pixels; :class:`OnnxDecodePredictor` runs it in
+the predictor's loop and maps them to image pixels with the pre-process affine (:func:`people_to_image`). The
+decode options it was exported with are checked against those asked for by
+:meth:`~centerpose.codec.DecodeOptions.check_matches`.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,12 +18,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from centerpose.codec.options import DecodeOptions
 from centerpose.codec.poses import Poses
 from centerpose.codec.postprocess import to_image_coords
-from centerpose.data.preprocess import preprocess
-from centerpose.export import METADATA_KEY, sidecar_path
-from centerpose.keypoints import KeypointSpec
+from centerpose.inference.export_metadata import keypoints_from_metadata, read_metadata, recorded_decode_options
 from centerpose.inference.predictor import Predictor
+from centerpose.keypoints import KeypointSpec
+
+__all__ = ["OnnxDecodePredictor", "OnnxHeadsNet", "OnnxSession", "onnx_providers", "people_to_image",
+           "predictor_from_onnx", "read_metadata"]
 
 
 def onnx_providers(device: str | torch.device = "cpu") -> list[str]:
@@ -34,27 +37,6 @@ def onnx_providers(device: str | torch.device = "cpu") -> list[str]:
     if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     return providers
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The export metadata of an ONNX file: its ``centerpose`` metadata entry, else the ``.json`` sidecar."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model not found: '{path}'")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # onnx raises DecodeError & co. for non-ONNX bytes
-        raise ValueError(f"'{path}' is not a readable ONNX model: {err}") from err
-    props = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY in props:
-        return json.loads(props[METADATA_KEY])
-    sidecar = sidecar_path(path)
-    if sidecar.is_file():
-        return json.loads(sidecar.read_text())
-    raise ValueError(f"'{path}' has no centerpose metadata (nor a sidecar '{sidecar.name}'): export it with "
-                     "python -m centerpose.export")
 
 
 class OnnxSession:
@@ -119,7 +101,8 @@ def people_to_image(people: Tensor, c: Tensor, s: Tensor, canvas_hw: Sequence[in
         scale: test scale.
 
     Returns:
-        ``rows`` (B, K, 5 + 2J) in image pixels and ``kp_scores`` (B, K, J), as ``decode_to_image``.
+        ``rows`` (B, K, 5 + 2J) in image pixels and ``kp_scores`` (B, K, J), as :meth:`CenterPoseCodec.decode`
+        gives them (``Poses.rows()`` and ``Poses.joint_scores``).
     """
     # A power of two: pixels / r gives decode's cell coordinates exactly.
     r = float(down_ratio)
@@ -131,56 +114,42 @@ def people_to_image(people: Tensor, c: Tensor, s: Tensor, canvas_hw: Sequence[in
 
 
 class OnnxDecodePredictor(Predictor):
-    """:class:`Predictor` for a decode graph: pre-process, the graph, then :func:`people_to_image`."""
+    """:class:`Predictor` for a decode graph: the predictor's loop, the graph in place of network + decode, then
+    :func:`people_to_image`."""
 
     def __init__(self, session: OnnxSession, keypoints: KeypointSpec, **kwargs: Any) -> None:
         super().__init__(nn.Identity(), keypoints=keypoints, **kwargs)
         self.session = session
         self.down_ratio = int(session.meta["down_ratio"])
 
-    def _predict_scale(self, images: Sequence[np.ndarray], scale: float) -> list[np.ndarray]:
-        t0 = time.perf_counter()
-        inputs = [preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size)
-                  for image in images]
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, inp in enumerate(inputs):
-            groups[inp.image.shape].append(i)
-        results: list[np.ndarray] = [np.empty(0)] * len(images)
-        for members in groups.values():
-            x = np.stack([inputs[i].image for i in members])
-            cells = (x.shape[2] // self.down_ratio) * (x.shape[3] // self.down_ratio)
-            if cells < self.K:
-                raise ValueError(f"{self.session.path.name}: a {x.shape[3]} x {x.shape[2]} input has {cells} output "
-                                 f"cells, fewer than the graph's K={self.K}")
-            t1 = time.perf_counter()
-            people = torch.from_numpy(self.session.run(x)[0])
-            t2 = time.perf_counter()
-            c = torch.from_numpy(np.stack([inputs[i].c for i in members]))
-            s = torch.from_numpy(np.stack([np.asarray(inputs[i].s, dtype=np.float64).reshape(-1) for i in members]))
-            rows, kp_scores = people_to_image(people, c, s, x.shape[2:], self.down_ratio, scale)
-            out = Poses.from_rows(rows, kp_scores).rows(joint_scores=True).numpy()
-            for j, i in enumerate(members):
-                results[i] = out[j]
-            t3 = time.perf_counter()
-            for stage, dt in (("pre", t1 - t0), ("net", t2 - t1), ("dec", t3 - t2)):
-                self.timer.add(stage, dt)
-            t0 = time.perf_counter()
-        return results
+    def _people(self, x: Tensor, meta: dict[str, Tensor], scale: float) -> Poses:
+        cells = (x.shape[2] // self.down_ratio) * (x.shape[3] // self.down_ratio)
+        if cells < self.K:
+            raise ValueError(f"{self.session.path.name}: a {x.shape[3]} x {x.shape[2]} input has {cells} output "
+                             f"cells, fewer than the graph's K={self.K}")
+        t1 = time.perf_counter()
+        people = torch.from_numpy(self.session.run(x.cpu().numpy())[0])
+        t2 = time.perf_counter()
+        rows, kp_scores = people_to_image(people, meta["c"], meta["s"], x.shape[2:], self.down_ratio, scale)
+        self.timer.add("net", t2 - t1)
+        self.timer.add("dec", time.perf_counter() - t2)
+        return Poses.from_rows(rows, kp_scores)
 
 
-def keypoints_from_metadata(meta: dict[str, Any]) -> KeypointSpec:
-    kp = meta["keypoints"]
-    return KeypointSpec(names=tuple(kp["names"]), flip_pairs=tuple(map(tuple, kp["flip_pairs"])),
-                        skeleton=tuple(map(tuple, kp["skeleton"])), sigmas=tuple(kp["sigmas"]),
-                        category_name=kp["category_name"])
+def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *, keep_res: bool | None = None,
+                        decode: DecodeOptions | None = None, **kwargs: Any) -> Predictor:
+    """A predictor running ``path`` with onnxruntime (see :meth:`Predictor.from_onnx`).
 
-
-def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *, flip_test: bool | None = None,
-                        keep_res: bool | None = None, K: int | None = None, **kwargs: Any) -> Predictor:
-    """A predictor running ``path`` with onnxruntime (see :meth:`Predictor.from_onnx`)."""
+    Decode options (``decode=`` and/or single fields such as ``flip_test=``, ``K=``, ``snap=``; None = not
+    asked) configure the Python decode of a raw-heads file. A decode graph keeps the options it was exported
+    with: those asked for must match them (:class:`~centerpose.codec.DecodeOptionsMismatch` otherwise).
+    """
     meta = read_metadata(path)
     spec = meta["input"]
     keypoints = keypoints_from_metadata(meta)
+    names = DecodeOptions.field_names()
+    asked = {k: kwargs.pop(k) for k in names if k in kwargs}
+    asked = {k: v for k, v in asked.items() if v is not None}
     if keep_res is None:
         keep_res = bool(spec["dynamic"])
     if keep_res and not spec["dynamic"]:
@@ -192,22 +161,15 @@ def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *,
                              f"{spec['width']} x {spec['height']}")
         kwargs["input_size"] = spec["height"]
     kwargs.setdefault("pad", spec["pad"])
+    recorded = recorded_decode_options(meta)
+    if recorded is not None:
+        inside = DecodeOptions.from_record(recorded)
+        wanted = (decode or inside).replace(**asked)
+        # decode= compares every option, single fields only themselves
+        wanted.check_matches(recorded, str(path), names=None if decode is not None else list(asked))
+        session = OnnxSession(path, meta, onnx_providers(device))
+        return OnnxDecodePredictor(session, keypoints, device="cpu", keep_res=keep_res, decode=inside, **kwargs)
+    options = (decode or DecodeOptions(flip_test=True)).replace(**asked)
     session = OnnxSession(path, meta, onnx_providers(device))
-    if meta["decode"]:
-        if flip_test is not None and flip_test != meta["flip"]:
-            raise ValueError(f"'{path}' was exported with flip={str(meta['flip']).lower()} inside the graph; "
-                             f"pass flip_test={str(meta['flip']).lower()} or export again")
-        if K is not None and K != meta["K"]:
-            raise ValueError(f"'{path}' was exported with K={meta['K']} inside the graph, got K={K}")
-        # exports written before snap/rescore were options decode the original's way
-        inside = {"snap": meta.get("snap") or "nearest", "rescore": bool(meta.get("rescore"))}
-        for name, value in inside.items():
-            asked = kwargs.pop(name, None)
-            if asked is not None and asked != value:
-                raise ValueError(f"'{path}' was exported with {name}={str(value).lower()} inside the graph, got "
-                                 f"{name}={str(asked).lower()}; export again with {name}={str(asked).lower()}")
-        return OnnxDecodePredictor(session, keypoints, device="cpu", flip_test=meta["flip"], keep_res=keep_res,
-                                   K=meta["K"], fix_flip_offset=meta["fix_flip_offset"], **inside, **kwargs)
-    extra = {"K": K} if K is not None else {}
-    return Predictor(OnnxHeadsNet(session), keypoints=keypoints, device=device,
-                     flip_test=True if flip_test is None else flip_test, keep_res=keep_res, **extra, **kwargs)
+    return Predictor(OnnxHeadsNet(session), keypoints=keypoints, device=device, keep_res=keep_res, decode=options,
+                     **kwargs)

@@ -72,7 +72,8 @@ class Predictor:
             ``DecodeOptions(flip_test=True)`` (flip test, plain sigmoid, K = 100, original tie order and snap).
         **decode: :class:`~centerpose.codec.DecodeOptions` changed by name on top of ``codec``: ``flip_test``
             (merge the mirrored pass, §3.3), ``K`` (people per image before thresholding),
-            ``fix_flip_offset``, ``tie_break``, ``snap``, ``sigmoid``.
+            ``fix_flip_offset``, ``tie_break``, ``snap``, ``sigmoid``, ``rescore``, ``hm_hp_thresh``, ``nms_kernel``;
+            or ``decode=DecodeOptions(...)`` for all of them.
     """
 
     def __init__(self, net: nn.Module, keypoints: KeypointSpec | None = None, device: str | torch.device = "cpu",
@@ -126,9 +127,9 @@ class Predictor:
         """Run an ONNX file written by ``centerpose.export`` with onnxruntime (CPU; CUDA provider when
         ``device`` is CUDA and onnxruntime has it), through this predictor's pre- and post-processing.
 
-        Geometry, keypoints and (for ``decode=true`` exports) flip test, K, snap and rescore come from the
-        file's metadata; ``keep_res`` defaults to the export being dynamic. See
-        :mod:`centerpose.inference.onnx_runtime`.
+        Geometry, keypoints and (for ``decode=true`` exports) the decode options come from the file's
+        metadata (decode options passed here must match them); ``keep_res`` defaults to the export being
+        dynamic. See :mod:`centerpose.inference.onnx_runtime`.
         """
         from centerpose.inference.onnx_runtime import predictor_from_onnx
 
@@ -165,28 +166,35 @@ class Predictor:
             # uint8 canvases to the device, normalised there (as the training batches)
             x = torch.from_numpy(np.stack([inputs[i].image for i in members])).to(self.device)
             x = apply_input_affine(x, self._input_affine.to(self.device))
-            if self.codec.options.flip_test:
-                x = torch.cat([x, x.flip(3)])
-            self._sync()
-            t1 = time.perf_counter()
-            heads = self.net(x)[-1]
-            self._sync()
-            t2 = time.perf_counter()
             c = torch.from_numpy(np.stack([inputs[i].c for i in members]))
             # (n, 1) fix_res scales or (n, 2) keep_res canvas sizes; only s[:, 0] is used, as the original.
             s = torch.from_numpy(np.stack([np.asarray(inputs[i].s, dtype=np.float64).reshape(-1) for i in members]))
-            poses = self.codec.decode(heads, {"c": c, "s": s}, scale=scale)
             self._sync()
+            self.timer.add("pre", time.perf_counter() - t0)
+            poses = self._people(x, {"c": c, "s": s}, scale)
             t3 = time.perf_counter()
-            # "dec" = flip merge + decode + inverse affine on the device; "post" = the copy to the host.
-            out = poses.rows(joint_scores=True).cpu().numpy()
+            out = poses.rows(joint_scores=True).cpu().numpy()  # "post": the copy to the host
             for j, i in enumerate(members):
                 results[i] = out[j]
-            t4 = time.perf_counter()
-            for stage, dt in (("pre", t1 - t0), ("net", t2 - t1), ("dec", t3 - t2), ("post", t4 - t3)):
-                self.timer.add(stage, dt)
+            self.timer.add("post", time.perf_counter() - t3)
             t0 = time.perf_counter()
         return results
+
+    def _people(self, x: torch.Tensor, meta: dict[str, torch.Tensor], scale: float) -> Poses:
+        """People in image pixels of a batch of normalised canvases x (n, 3, H, W): the network (``net``
+        stage; with the mirrored canvases when ``flip_test``) and the codec's decode (``dec``: flip merge,
+        decode, inverse affine, on the device)."""
+        if self.codec.options.flip_test:
+            x = torch.cat([x, x.flip(3)])
+        t1 = time.perf_counter()
+        heads = self.net(x)[-1]
+        self._sync()
+        t2 = time.perf_counter()
+        poses = self.codec.decode(heads, meta, scale=scale)
+        self._sync()
+        self.timer.add("net", t2 - t1)
+        self.timer.add("dec", time.perf_counter() - t2)
+        return poses
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

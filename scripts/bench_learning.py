@@ -6,7 +6,7 @@ evaluation) on N real coco-mini train images and validates on the *same* images,
 towards 1 if every part of the loop is right. Prints keypoint AP against minutes of training on this machine.
 
     python scripts/bench_learning.py                       # 8 images, ResNet-18 @ 192, 10 minutes, CPU
-    python scripts/bench_learning.py --minutes 20          # what tests/test_learning.py runs (both recipes)
+    python scripts/bench_learning.py --minutes 20          # what tests/training/test_learning.py runs (both recipes)
     python scripts/bench_learning.py --minutes 20 --recipe improved   # + sigma blobs, per-joint offsets, ...
     python scripts/bench_learning.py --minutes 3 --images 4
     python scripts/bench_learning.py --gpu --backbone dla --input-size 512 --minutes 10   # DLA-34 + DCN

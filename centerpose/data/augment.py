@@ -178,7 +178,7 @@ def image_warp_matrix(trans_input: np.ndarray, geo: Geometry, width: int, factor
 
     The flip x ↦ W − 1 − x of the raw image (QUIRK D12) is folded into the map instead of copying a mirrored
     image; without rotation cv2's fixed-point warp then samples the same source pixels with the same weights
-    (equal bit for bit, tests/test_dataset.py; rotated, ~1e-4 of the pixels round the other way, so
+    (equal bit for bit, tests/data/test_dataset.py; rotated, ~1e-4 of the pixels round the other way, so
     :func:`warp_image` mirrors a copy there). A decode ``factor`` f times smaller puts its pixel i at
     the full-resolution centre f·i + (f − 1)/2 (libjpeg's scaled IDCT averages the f × f block).
 

@@ -20,7 +20,7 @@ from centerpose.config import compose
 from centerpose.training.launch import resolve_ckpt_path
 from centerpose.errors import RunError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

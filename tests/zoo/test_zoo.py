@@ -31,7 +31,7 @@ from centerpose.models import build_model
 from centerpose.zoo import (MODELS, DownloadError, NoPublishedWeightsError, UnknownModelError, WrongTaskError,
                             ZooFileError, ZooModel, cache, download, main, resolve_weights)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POSE = "multi_pose_dla_3x"
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_acceptance.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_acceptance.py"
 ROWS = ("train fp32", "train bf16-mixed", "train bf16-mixed + channels_last", "train fp32 + torch.compile",
         "loader, N workers", "flip test", "ONNX onnxruntime CPU", "ONNX onnxruntime CUDA", "DDP torchrun x1",
         "ONNX onnxruntime TensorRT")

@@ -17,7 +17,7 @@ import pytest
 from centerpose import __version__
 from centerpose.cli import VERBS, _with_track, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 for _key in ("HYDRA_FULL_ERROR", "CENTERPOSE_DEBUG"):
     ENV.pop(_key, None)

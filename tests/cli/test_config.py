@@ -131,7 +131,7 @@ def test_numeric_group_choices_are_quoted():
 
 
 def test_configs_directory_is_shipped_in_the_wheel():
-    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"configs" = "centerpose/configs"' in pyproject
     assert (CONFIGS / "train.yaml").is_file()
 

@@ -3,7 +3,7 @@
 Each case is its own process running the real command line (``centerpose.cli.main`` with that ``sys.argv``):
 forked from this test process after the heavy libraries are imported once, so the ~40 cases fit the 2 CI
 cores (a fresh interpreter per case costs 5-15 s of imports there). ``python -m centerpose.<verb>`` itself,
-with a fresh interpreter, is covered by tests/test_cli.py.
+with a fresh interpreter, is covered by tests/cli/test_cli.py.
 """
 
 from __future__ import annotations

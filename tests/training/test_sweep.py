@@ -15,7 +15,7 @@ import yaml
 from centerpose.config import compose
 from test_distributed import TINY, run_cli  # shared tiny-run helpers
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

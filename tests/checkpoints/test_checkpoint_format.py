@@ -14,7 +14,7 @@ from centerpose.checkpoints.reader import strip_prefixes
 from centerpose.config import compose, resolved_config
 from centerpose.keypoints import KeypointSpec
 
-PACKAGE = Path(__file__).resolve().parents[1] / "centerpose"
+PACKAGE = Path(__file__).resolve().parents[2] / "centerpose"
 TINY = ["backbone=timm", "backbone_name=resnet18", "model.net.head_conv=8", "data.input_size=128",
         "paths.output_dir=."]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_speed.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_speed.py"
 
 
 def test_bench_speed_prints_three_figures(coco_mini):

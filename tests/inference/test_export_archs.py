@@ -1,7 +1,7 @@
 """Every architecture exports to ONNX (DeformConv inside) and onnxruntime reproduces PyTorch.
 
 Slow: a dynamo export of DLA-34 takes ~45 s (ResNet-50 ~30 s, Hourglass-104 minutes) on a loaded 2-core
-CPU. Run with ``python -m pytest -q -m slow tests/test_export_archs.py``.
+CPU. Run with ``python -m pytest -q -m slow tests/inference/test_export_archs.py``.
 """
 
 from __future__ import annotations

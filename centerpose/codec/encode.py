@@ -89,72 +89,85 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
     if len(keypoints) != len(boxes):
         raise ValueError(f"encode_pose_targets: {len(boxes)} boxes but {len(keypoints)} keypoint sets")
     n = min(len(boxes), N)
-    b = boxes[:n].copy()
-    pts = keypoints[:n].copy()
+    b, pts = boxes[:n], keypoints[:n]  # read-only views: every step below writes new arrays
 
     if flipped:
         if image_width is None:
             raise ValueError("encode_pose_targets: image_width is required when flipped")
         width = int(image_width)
+        b = b.copy()
         b[:, [0, 2]] = width - b[:, [2, 0]] - 1
+        pts = pts[:, keypoints_spec.flip_index]  # a copy; x mirrored after the swap, the same per joint
         pts[:, :, 0] = width - pts[:, :, 0] - 1  # every joint, unlabelled ones too (QUIRK D18)
-        pts = pts[:, keypoints_spec.flip_index]
 
-    # Boxes: corners through the unrotated map, rounded to float32, clipped to [0, O - 1] (QUIRK D6).
-    b = affine_transform(b.reshape(n, 2, 2), trans_output).reshape(n, 4)
-    b = np.clip(b, 0, O - 1)
-    h, w = b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]
-    keep = ((h > 0) & (w > 0)) if rot == 0 else np.ones(n, dtype=bool)  # QUIRK D10 / D4
-    k_idx = np.flatnonzero(keep)
-    radius = radius_from_box(h[keep], w[keep], corrected=corrected_radius)  # joints reuse it (QUIRK D2)
+    # Box corners through the unrotated map and joints through the rotated one, rounded to float32; without
+    # rotation the two maps are equal and one elementwise pass transforms both (the same numbers).
+    corners = b.reshape(n * 2, 2)
+    if trans_output_rot is trans_output or np.array_equal(trans_output_rot, trans_output):
+        moved = affine_transform(np.concatenate([corners, pts[:, :, :2].reshape(n * J, 2)]), trans_output)
+        b, joints_xy = moved[:2 * n].reshape(n, 4), moved[2 * n:].reshape(n, J, 2)
+    else:
+        b = affine_transform(corners, trans_output).reshape(n, 4)
+        joints_xy = affine_transform(pts[:, :, :2], trans_output_rot)
+    np.clip(b, 0, O - 1, out=b)  # QUIRK D6
+    wh_all = b[:, 2:] - b[:, :2]  # (w, h)
+    keep = ((wh_all[:, 1] > 0) & (wh_all[:, 0] > 0)) if rot == 0 else np.ones(n, dtype=bool)  # QUIRK D10 / D4
+    if keep.all():  # the usual case: slices instead of fancy indexing
+        k_idx, sel = np.arange(n), slice(0, n)
+        bk, wh, pk_all, kxy_all = b, wh_all, pts, joints_xy
+    else:
+        k_idx = np.flatnonzero(keep)
+        sel = k_idx
+        bk, wh, pk_all, kxy_all = b[keep], wh_all[keep], pts[keep], joints_xy[keep]
+    k = len(k_idx)
+    radius = radius_from_box(wh[:, 1], wh[:, 0], corrected=corrected_radius)  # joints reuse it (QUIRK D2)
 
-    ct = np.stack([(b[keep, 0] + b[keep, 2]) / 2, (b[keep, 1] + b[keep, 3]) / 2], axis=1).astype(np.float32)
+    ct = (bk[:, :2] + bk[:, 2:]) / 2  # float32 (x, y)
     ct_int = ct.astype(np.int32)
 
     out = _zeros(N, J, O, sparse)
-    out["wh"][k_idx] = np.stack([w[keep], h[keep]], axis=1)
-    out["ind"][k_idx] = ct_int[:, 1] * O + ct_int[:, 0]
-    out["reg"][k_idx] = ct - ct_int
-    has_kpts = pts[keep, :, 2].sum(axis=1) != 0  # QUIRK D3/D11: "any labelled joint", crop ignored
-    out["reg_mask"][k_idx] = has_kpts.astype(np.uint8)
+    out["wh"][sel] = wh
+    out["ind"][sel] = ct_int[:, 1] * O + ct_int[:, 0]
+    out["reg"][sel] = ct - ct_int
+    has_kpts = pk_all[:, :, 2].sum(axis=1) != 0  # QUIRK D3/D11: "any labelled joint", crop ignored
+    out["reg_mask"][sel] = has_kpts
 
-    # Joints: labelled ones go through the rotated map; those on the map are encoded.
-    kp = pts[keep]
-    labelled = kp[:, :, 2] > 0
-    kp_xy = np.where(labelled[..., None], affine_transform(kp[:, :, :2], trans_output_rot), kp[:, :, :2])
-    kp[:, :, :2] = kp_xy
-    on = labelled & (kp_xy[..., 0] >= 0) & (kp_xy[..., 0] < O) & (kp_xy[..., 1] >= 0) & (kp_xy[..., 1] < O)
-    pt_int = kp_xy.astype(np.int32)
+    # Joints: labelled ones take the transformed position; those on the map are encoded.
+    labelled = pk_all[:, :, 2] > 0
+    kp_xy = np.where(labelled[..., None], kxy_all, pk_all[:, :, :2])
+    on = labelled & ((kp_xy >= 0) & (kp_xy < O)).all(axis=2)
     pk, pj = np.nonzero(on)  # encoded person (among kept) and joint
     slot = k_idx[pk]
-    hps = out["hps"].reshape(N, J, 2)
-    hps[slot, pj] = kp_xy[pk, pj] - ct_int[pk]
+    xy = kp_xy[pk, pj]
+    xy_int = xy.astype(np.int32)
+    out["hps"].reshape(N, J, 2)[slot, pj] = xy - ct_int[pk]
     out["hps_mask"].reshape(N, J, 2)[slot, pj] = 1
     flat = slot * J + pj
     joint_r = radius[pk] if joint_radius == "box" else _sigma_radii(radius, keypoints_spec)[pk, pj]
-    out["hp_offset"][flat] = kp_xy[pk, pj] - pt_int[pk, pj]
-    out["hp_ind"][flat] = pt_int[pk, pj, 1] * O + pt_int[pk, pj, 0]
+    out["hp_offset"][flat] = xy - xy_int
+    out["hp_ind"][flat] = xy_int[:, 1] * O + xy_int[:, 0]
     out["hp_mask"][flat] = 1
     if sparse:
         out["hp_radius"][flat] = joint_r
     else:
-        draw_gaussians(out["hm_hp"], pj, pt_int[pk, pj], joint_r)
+        draw_gaussians(out["hm_hp"], pj, xy_int, joint_r)
 
     if dense_hp:
         _encode_dense(out, ct_int, radius, kp_xy, on, has_kpts, J, O)
     else:
         # The 0.9999 written at zero-keypoint centres is always overwritten by that person's own
         # peak of 1.0 (QUIRK D3), so only the Gaussians matter, and they commute.
-        draw_gaussians(out["hm"], np.zeros(len(k_idx), np.int64), ct_int, radius)
+        draw_gaussians(out["hm"], np.zeros(k, np.int64), ct_int, radius)
 
-    half_w, half_h = w[keep] / 2, h[keep] / 2
-    boxes_out = np.stack([ct[:, 0] - half_w, ct[:, 1] - half_h, ct[:, 0] + half_w, ct[:, 1] + half_h], axis=1)
-    if len(k_idx):
-        out["gt_det"] = np.concatenate([boxes_out, np.ones((len(k_idx), 1), np.float32),
-                                        kp[:, :, :2].reshape(len(k_idx), 2 * J),
-                                        np.zeros((len(k_idx), 1), np.float32)], axis=1).astype(np.float32)
-    else:
-        out["gt_det"] = np.zeros((1, 4 + 1 + 2 * J + 1), np.float32)
+    # gt_det rows: ct -+ wh / 2, score 1, the joints (x, y), class 0; one zero row when nobody is encoded.
+    gt_det = np.zeros((max(k, 1), 4 + 1 + 2 * J + 1), np.float32)
+    if k:
+        half = wh / 2
+        gt_det[:, 0:2] = ct - half
+        gt_det[:, 2:4] = ct + half
+        gt_det[:, 4] = 1
+        gt_det[:, 5:5 + 2 * J] = kp_xy.reshape(k, 2 * J)
+    out["gt_det"] = gt_det
 
     if rot != 0:  # QUIRK D4: rotated samples train only the joint heatmaps and offsets
         out["hm"][:] = _IGNORE_PEAK

@@ -75,14 +75,21 @@ def radius_from_box(height, width, min_overlap: float = 0.7, corrected: bool = F
     if h.ndim == 1 and len(h) <= _SCALAR_RADII and not corrected and (h >= 0).all() and (w >= 0).all():
         # A sample's few people: gaussian_radius on Python numbers, without numpy's per-call overhead
         # (ints are exact in float64 here, sqrt is correctly rounded in both).
-        return np.array([max(0, math.trunc(gaussian_radius(hi, wi, min_overlap)))
-                         for hi, wi in zip(h.tolist(), w.tolist())], dtype=np.int64)
+        return np.array([_int_radius(hi, wi, min_overlap) for hi, wi in zip(h.tolist(), w.tolist())],
+                        dtype=np.int64)
     r = gaussian_radius(np.atleast_1d(h), np.atleast_1d(w), min_overlap, corrected)
     return np.maximum(np.trunc(r), 0).astype(np.int64)
 
 
 # Up to this many boxes radius_from_box evaluates the radii one by one in Python floats.
 _SCALAR_RADII = 32
+
+
+@lru_cache(maxsize=65536)
+def _int_radius(height: int, width: int, min_overlap: float) -> int:
+    """``max(0, int(gaussian_radius(h, w)))`` of Python ints (the original's roots), cached: box sizes in
+    output cells repeat across samples and epochs, and a lookup costs less than the three square roots."""
+    return max(0, math.trunc(gaussian_radius(height, width, min_overlap)))
 
 
 @lru_cache(maxsize=256)

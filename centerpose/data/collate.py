@@ -39,11 +39,21 @@ def collate_samples(samples: Sequence[Any]) -> Any:
     in_worker = get_worker_info() is not None
     for key, value in first.items():
         values = [s[key] for s in samples]
-        if (isinstance(value, np.ndarray) and value.dtype.kind in _NUMERIC
-                and all(isinstance(v, np.ndarray) and v.shape == value.shape and v.dtype == value.dtype
-                        and v.flags.writeable for v in values)):
+        if type(value) is np.ndarray and value.dtype.kind in _NUMERIC and _stackable(values, value):
             batch[key] = (collate_tensor_fn([torch.from_numpy(v) for v in values]) if in_worker
                           else torch.from_numpy(np.stack(values)))
+        elif type(value) is dict:  # ``meta``: its arrays stacked the same way, the rest by default_collate
+            batch[key] = collate_samples(values)
         else:
             batch[key] = default_collate(values)
     return batch
+
+
+def _stackable(values: list[Any], first: np.ndarray) -> bool:
+    """Whether every value is a writeable numpy array of ``first``'s shape and dtype (torch can then use the
+    arrays' memory as they are)."""
+    shape, dtype = first.shape, first.dtype
+    for v in values:
+        if type(v) is not np.ndarray or v.shape != shape or v.dtype != dtype or not v.flags.writeable:
+            return False
+    return True

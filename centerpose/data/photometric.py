@@ -74,17 +74,21 @@ def input_affine(mean: np.ndarray, std: np.ndarray, *, channel_order: str = "bgr
         channel_order: "bgr", or "rgb" (the colour ops work in BGR, then the channels are reversed).
         color: ``(A, b)`` of :func:`color_affine` (augmenting), or None.
     """
-    A, b = color if color is not None else (np.eye(3), np.zeros(3))
-    A = A / 255.0
+    if channel_order not in ("bgr", "rgb"):
+        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+    # Python floats: the same float64 operations, elementwise, as numpy's on these (3, 3) and (3,) arrays,
+    # without a dozen numpy calls per sample.
+    if color is None:
+        A, b = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [0.0, 0.0, 0.0]
+    else:
+        A, b = np.asarray(color[0], np.float64).tolist(), np.asarray(color[1], np.float64).tolist()
+    A = [[a / 255.0 for a in row] for row in A]
     if channel_order == "rgb":
         A, b = A[::-1], b[::-1]
-    elif channel_order != "bgr":
-        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
-    mean = np.asarray(mean, np.float64)
-    std = np.asarray(std, np.float64)
-    M = A / std[:, None]
-    o = (b - mean) / std
-    return np.concatenate([M, o[:, None]], axis=1).astype(np.float32)
+    mean = np.asarray(mean, np.float64).tolist()
+    std = np.asarray(std, np.float64).tolist()
+    rows = [[a / sd for a in row] + [(v - m) / sd] for row, v, m, sd in zip(A, b, mean, std)]
+    return np.array(rows, dtype=np.float32)
 
 
 def apply_input_affine(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:

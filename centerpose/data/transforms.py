@@ -65,7 +65,8 @@ class CornerNetColorAug(A.ImageOnlyTransform):
     def get_params(self) -> dict[str, Any]:
         ops = list(_OPS)
         (self.shuffle_rng if self.shuffle_rng is not None else random).shuffle(ops)
-        alphas = [1.0 + self.color_rng.uniform(low=-self.var, high=self.var) for _ in ops]
+        # one call for the three: the same three doubles from the stream as three scalar calls
+        alphas = [1.0 + u for u in self.color_rng.uniform(low=-self.var, high=self.var, size=len(ops)).tolist()]
         light = self.color_rng.normal(scale=self.alphastd, size=(3,))
         return {"ops": tuple(ops), "alphas": tuple(alphas), "light": light}
 

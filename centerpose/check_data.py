@@ -31,8 +31,11 @@ log = logging.getLogger("centerpose.check_data")
 
 def image_files(ann_file: Path, image_dir: Path) -> list[tuple[int, Path]]:
     data = json.loads(ann_file.read_text())
-    return [(img["id"], image_dir / img["file_name"]) for img in data.get("images", [])
-            if isinstance(img, dict) and "id" in img and img.get("file_name")]
+    return [
+        (img["id"], image_dir / img["file_name"])
+        for img in data.get("images", [])
+        if isinstance(img, dict) and "id" in img and img.get("file_name")
+    ]
 
 
 def scan_images(files: list[tuple[int, Path]], workers: int = 4, description: str = "decoding") -> list[Problem]:
@@ -69,8 +72,14 @@ def check_data(cfg: DictConfig) -> int:
     reports, failed = [], False
     for split in cfg.splits:
         image_dir, ann_file = coco_split_paths(root, split)
-        report = check_split(ann_file, image_dir, keypoints.num_joints, keypoints.category_name,
-                             train=split == "train", missing_images_fatal=cfg.data.get("on_bad_sample") == "raise")
+        report = check_split(
+            ann_file,
+            image_dir,
+            keypoints.num_joints,
+            keypoints.category_name,
+            train=split == "train",
+            missing_images_fatal=cfg.data.get("on_bad_sample") == "raise",
+        )
         if cfg.scan and not report.fatal:
             bad = scan_images(image_files(ann_file, image_dir), cfg.workers, f"decoding {split}")
             missing = {(p.image_id, p.file) for p in report.problems}

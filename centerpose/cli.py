@@ -1,10 +1,10 @@
 """The ``centerpose`` command: one verb per entry point, the rest of the command line passed on unchanged.
 
     centerpose train experiment=quickstart
-    centerpose evaluate ckpt_path=last.ckpt data=coco
-    centerpose predict ckpt_path=last.ckpt source=photos/
-    centerpose track ckpt_path=last.ckpt source=clip.mp4        # = predict track=true
-    centerpose export ckpt_path=last.ckpt decode=true
+    centerpose evaluate model=last.ckpt data=coco
+    centerpose predict model=last.ckpt source=photos/
+    centerpose track model=last.ckpt source=clip.mp4        # = predict track=true
+    centerpose export model=last.ckpt decode=true
     centerpose convert multi_pose_dla_3x.pth dla_3x.ckpt
     centerpose check-data data=coco
     centerpose zoo list
@@ -41,16 +41,23 @@ VERBS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     width = max(map(len, VERBS)) + 4
-    lines = ["usage: centerpose [--debug] <command> [options] [key=value ...]", "",
-             "CenterNet multi-person pose estimation (PyTorch Lightning, Hydra, timm).", "", "commands:"]
+    lines = [
+        "usage: centerpose [--debug] <command> [options] [key=value ...]",
+        "",
+        "CenterNet multi-person pose estimation (PyTorch Lightning, Hydra, timm).",
+        "",
+        "commands:",
+    ]
     lines += [f"  {verb:<{width}}{text}" for verb, (_, text) in VERBS.items()]
-    lines += ["", "options:",
-              f"  {'-h, --help':<{width}}this list; `centerpose <command> --help` shows the command's options "
-              "and config",
-              f"  {'--version':<{width}}print the version",
-              f"  {DEBUG_FLAG:<{width}}show the traceback of an error (as does HYDRA_FULL_ERROR=1)",
-              "", "Hydra commands take key=value overrides, e.g. `centerpose predict ckpt_path=last.ckpt "
-              "source=photo.jpg`."]
+    lines += [
+        "",
+        "options:",
+        f"  {'-h, --help':<{width}}this list; `centerpose <command> --help` shows the command's options and config",
+        f"  {'--version':<{width}}print the version",
+        f"  {DEBUG_FLAG:<{width}}show the traceback of an error (as does HYDRA_FULL_ERROR=1)",
+        "",
+        "Hydra commands take key=value overrides, e.g. `centerpose predict model=last.ckpt source=photo.jpg`.",
+    ]
     return "\n".join(lines)
 
 
@@ -75,8 +82,9 @@ def _run_zoo(args: list[str]) -> int:
 
     zoo_main = getattr(zoo, "main", None)
     if zoo_main is None:
-        print("centerpose zoo: error: this installation's centerpose.zoo has no command line (zoo.main)",
-              file=sys.stderr)
+        print(
+            "centerpose zoo: error: this installation's centerpose.zoo has no command line (zoo.main)", file=sys.stderr
+        )
         return 1
     return int(zoo_main(args) or 0)
 
@@ -98,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if option == DEBUG_FLAG:
             debug = [DEBUG_FLAG]
             continue
-        print(f"centerpose: error: unknown option '{option}' (centerpose --help lists the commands)",
-              file=sys.stderr)
+        print(f"centerpose: error: unknown option '{option}' (centerpose --help lists the commands)", file=sys.stderr)
         return 2
     if not args:
         print(usage())

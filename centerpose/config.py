@@ -35,11 +35,13 @@ def config_dir() -> Path:
             return candidate
     raise FileNotFoundError(
         f"centerpose configs not found in {_PACKAGE_DIR / 'configs'} or {_PACKAGE_DIR.parent / 'configs'}; "
-        "reinstall the package (`pip install .`)")
+        "reinstall the package (`pip install .`)"
+    )
 
 
-def compose(config_name: str = "train", overrides: list[str] | None = None,
-            return_hydra_config: bool = True) -> DictConfig:
+def compose(
+    config_name: str = "train", overrides: list[str] | None = None, return_hydra_config: bool = True
+) -> DictConfig:
     """Compose a config like the entry point would, with ``HydraConfig`` set so ``${hydra:...}`` resolves.
 
     Args:
@@ -53,8 +55,11 @@ def compose(config_name: str = "train", overrides: list[str] | None = None,
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=quote_numeric_choices(list(overrides or [])),
-                            return_hydra_config=return_hydra_config)
+        cfg = hydra_compose(
+            config_name=config_name,
+            overrides=quote_numeric_choices(list(overrides or [])),
+            return_hydra_config=return_hydra_config,
+        )
     if return_hydra_config:
         HydraConfig.instance().set_config(cfg)
     return cfg
@@ -70,8 +75,11 @@ def experiment_network(name: str):
 
 def resolved_config(cfg: DictConfig) -> dict:
     """The run's config as plain containers, interpolations resolved, without Hydra's own node."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-            for k in cfg if k != "hydra"}
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg
+        if k != "hydra"
+    }
 
 
 def quote_argv() -> None:

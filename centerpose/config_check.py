@@ -109,8 +109,10 @@ def type_errors(cfg: DictConfig) -> list[str]:
             if not accepts(value, allowed):
                 names = " or ".join(sorted({"None" if t is type(None) else t.__name__ for t in allowed}))
                 full = f"{path}.{key}" if path else key
-                errors.append(f"{full}={value!r}: expected {names} ({target.rsplit('.', 1)[-1]}'s "
-                              f"'{key}' parameter), got {type(value).__name__}")
+                errors.append(
+                    f"{full}={value!r}: expected {names} ({target.rsplit('.', 1)[-1]}'s "
+                    f"'{key}' parameter), got {type(value).__name__}"
+                )
     return errors
 
 

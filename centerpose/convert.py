@@ -40,17 +40,32 @@ from centerpose.errors import RunError, debug_enabled, error_boundary, print_err
 from centerpose.models.registry import ARCHITECTURES, canonical_arch
 
 __all__ = [
-    "ARCH_OVERRIDES", "CheckpointMismatchError", "LoadReport", "OriginalCheckpoint", "convert_checkpoint",
-    "convert_original_state_dict", "converted_config", "guess_arch", "infer_heads", "load_matching",
-    "load_original", "load_original_checkpoint", "main", "original_to_ours", "ours_to_original",
-    "read_original", "strip_wrapper_prefix", "to_original_state_dict",
+    "ARCH_OVERRIDES",
+    "CheckpointMismatchError",
+    "LoadReport",
+    "OriginalCheckpoint",
+    "convert_checkpoint",
+    "convert_original_state_dict",
+    "converted_config",
+    "guess_arch",
+    "infer_heads",
+    "load_matching",
+    "load_original",
+    "load_original_checkpoint",
+    "main",
+    "original_to_ours",
+    "ours_to_original",
+    "read_original",
+    "strip_wrapper_prefix",
+    "to_original_state_dict",
 ]
 
 
 # ------------------------------------------------------------------------------------- strict conversion
 #: Train-config overrides that build each original architecture (the registry entries' ``config_overrides``).
 ARCH_OVERRIDES: dict[str, tuple[str, ...]] = {
-    name: spec.config_overrides for name, spec in ARCHITECTURES.items() if spec.original_keys is not None}
+    name: spec.config_overrides for name, spec in ARCHITECTURES.items() if spec.original_keys is not None
+}
 #: The multi_pose heads in the original's output order (extra heads follow, sorted).
 _POSE_HEAD_ORDER = ("hm", "wh", "hps", "reg", "hm_hp", "hp_offset")
 _REPORT_LIMIT = 25  # keys listed per category; a wrong --arch would otherwise list hundreds
@@ -68,14 +83,23 @@ class CheckpointMismatchError(RunError, ValueError):
         mismatched: ``(key, file shape, model shape)`` of keys present in both with another shape.
     """
 
-    def __init__(self, source: str, arch: str, missing: list[str], unexpected: list[str],
-                 mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]], hint: str = "") -> None:
+    def __init__(
+        self,
+        source: str,
+        arch: str,
+        missing: list[str],
+        unexpected: list[str],
+        mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+        hint: str = "",
+    ) -> None:
         self.source, self.arch, self.hint = source, arch, hint
         self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
         lines = [f"{source} does not match the {arch} model tensor for tensor; nothing was loaded:"]
-        sections = (("missing from the file", missing),
-                    ("unexpected in the file", unexpected),
-                    ("shape differs", [f"{k}: file {tuple(a)}, model {tuple(b)}" for k, a, b in mismatched]))
+        sections = (
+            ("missing from the file", missing),
+            ("unexpected in the file", unexpected),
+            ("shape differs", [f"{k}: file {tuple(a)}, model {tuple(b)}" for k, a, b in mismatched]),
+        )
         for title, items in sections:
             if items:
                 lines.append(f"  {len(items)} {title}:")
@@ -109,10 +133,11 @@ def guess_arch(state_dict: Mapping[str, torch.Tensor]) -> str:
             return "resdcn_50"
         return "res_50"
     if any(k.startswith(("net.", "backbone.", "neck.", "heads.")) for k in keys):
-        raise ValueError("this is a centerpose state dict already (net./backbone./heads. keys), "
-                         "not an original one")
-    raise ValueError("cannot tell the architecture from the keys (no base./dla_up., pre./kps. or "
-                     "deconv_layers.0.weight); pass --arch dla34|hourglass|resnet50|resdcn_50")
+        raise ValueError("this is a centerpose state dict already (net./backbone./heads. keys), not an original one")
+    raise ValueError(
+        "cannot tell the architecture from the keys (no base./dla_up., pre./kps. or "
+        "deconv_layers.0.weight); pass --arch dla34|hourglass|resnet50|resdcn_50"
+    )
 
 
 def infer_heads(state_dict: Mapping[str, torch.Tensor], arch: str) -> dict[str, int]:
@@ -125,9 +150,13 @@ def infer_heads(state_dict: Mapping[str, torch.Tensor], arch: str) -> dict[str, 
     channels: dict[str, list[int]] = {}
     for key, value in state_dict.items():
         ours = original_to_ours(strip_wrapper_prefix(key), arch)
-        if ours.startswith(HEAD_PREFIX) and key.endswith("weight") and value.dim() == 4 \
-                and tuple(value.shape[2:]) == (1, 1):
-            channels.setdefault(ours[len(HEAD_PREFIX):].split(".", 1)[0], []).append(int(value.shape[0]))
+        if (
+            ours.startswith(HEAD_PREFIX)
+            and key.endswith("weight")
+            and value.dim() == 4
+            and tuple(value.shape[2:]) == (1, 1)
+        ):
+            channels.setdefault(ours[len(HEAD_PREFIX) :].split(".", 1)[0], []).append(int(value.shape[0]))
     order = [n for n in _POSE_HEAD_ORDER if n in channels] + sorted(set(channels) - set(_POSE_HEAD_ORDER))
     # Hourglass has one output conv per stack; a corrupted file may disagree: report the commonest.
     return {n: max(set(channels[n]), key=channels[n].count) for n in order}
@@ -143,11 +172,13 @@ def _require_pose_heads(heads: Mapping[str, int], source: str) -> None:
         raise ValueError(
             f"{source} is not a multi_pose checkpoint (heads: {_format_heads(heads)}; no 'hps'), e.g. a ctdet "
             "detection model. It cannot become a pose model by conversion; start a multi_pose training from its "
-            f"matching tensors instead: python -m centerpose.train init_from={source} ...")
+            f"matching tensors instead: python -m centerpose.train init_from={source} ..."
+        )
 
 
-def load_original(source: str | Path | Mapping[str, torch.Tensor], model: nn.Module,
-                  arch: str | None = None) -> OriginalCheckpoint:
+def load_original(
+    source: str | Path | Mapping[str, torch.Tensor], model: nn.Module, arch: str | None = None
+) -> OriginalCheckpoint:
     """Load an original CenterNet checkpoint into ``model`` strictly: every tensor, or nothing.
 
     Args:
@@ -182,8 +213,11 @@ def load_original(source: str | Path | Mapping[str, torch.Tensor], model: nn.Mod
     own = model.state_dict()
     missing = [ours_to_original(k, arch) for k in own if k not in ours]
     unexpected = [ours_to_original(k, arch) for k in ours if k not in own]
-    mismatched = [(ours_to_original(k, arch), tuple(v.shape), tuple(own[k].shape))
-                  for k, v in ours.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    mismatched = [
+        (ours_to_original(k, arch), tuple(v.shape), tuple(own[k].shape))
+        for k, v in ours.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or mismatched:
         hint = ""
         if guessed and guessed != arch:
@@ -215,15 +249,21 @@ def converted_config(arch: str, heads: Mapping[str, int], overrides: list[str] |
     cfg = compose("train", [*ARCH_OVERRIDES[canonical_arch(arch)], "paths.output_dir=.", *overrides])
     config = resolved_config(cfg)
     keypoints = instantiate(config["keypoints"])
-    wanted = pose_heads(keypoints, hm_hp="hm_hp" in heads, reg_offset="reg" in heads,
-                        reg_hp_offset="hp_offset" in heads)
+    wanted = pose_heads(
+        keypoints, hm_hp="hm_hp" in heads, reg_offset="reg" in heads, reg_hp_offset="hp_offset" in heads
+    )
     if wanted != pose_heads(keypoints):
         config["model"]["net"]["heads"] = wanted
     return config
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, arch: str | None = None,
-                       overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False) -> dict:
+def convert_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    arch: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> dict:
     """Convert an original multi_pose file into a centerpose checkpoint at ``dst``.
 
     The result is a weights-only centerpose checkpoint (:mod:`centerpose.checkpoints.format`) whose
@@ -264,8 +304,10 @@ def convert_checkpoint(src: str | Path, dst: str | Path, arch: str | None = None
     if arch not in ARCH_OVERRIDES:
         raise ValueError(f"no original architecture {arch!r}; choose from dla34, hourglass, resnet50, resdcn_50")
     if guessed and guessed != arch:
-        raise ValueError(f"{src}: its keys are those of {guessed}, not {arch} (--arch); drop --arch to use the "
-                         "architecture of the file")
+        raise ValueError(
+            f"{src}: its keys are those of {guessed}, not {arch} (--arch); drop --arch to use the "
+            "architecture of the file"
+        )
     heads = infer_heads(state_dict, arch)
     _require_pose_heads(heads, str(src))
     try:
@@ -279,12 +321,24 @@ def convert_checkpoint(src: str | Path, dst: str | Path, arch: str | None = None
         j = instantiate(config["keypoints"]).num_joints
         hint = err.hint
         if heads.get("hps", 2 * j) != 2 * j:
-            hint = (f"The file's hps head has {heads['hps']} channels ({heads['hps'] // 2} keypoints); the "
-                    f"configured keypoints have {j}: pass the matching keypoints=<group> override.")
+            hint = (
+                f"The file's hps head has {heads['hps']} channels ({heads['hps'] // 2} keypoints); the "
+                f"configured keypoints have {j}: pass the matching keypoints=<group> override."
+            )
         raise CheckpointMismatchError(str(src), arch, err.missing, err.unexpected, err.mismatched, hint) from None
-    checkpoint = save(dst, net, config, epoch=epoch or 0,  # atomic: never half-written under the final name
-                      source={"path": str(src.resolve()), "format": "CenterNet original", "arch": arch,
-                              "epoch": epoch, "heads": dict(heads)})
+    checkpoint = save(
+        dst,
+        net,
+        config,
+        epoch=epoch or 0,  # atomic: never half-written under the final name
+        source={
+            "path": str(src.resolve()),
+            "format": "CenterNet original",
+            "arch": arch,
+            "epoch": epoch,
+            "heads": dict(heads),
+        },
+    )
     return {"arch": arch, "epoch": epoch, "heads": dict(heads), "num_tensors": len(checkpoint["state_dict"])}
 
 
@@ -304,18 +358,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=program_name("python -m centerpose.convert"),
         description="Convert an original CenterNet multi_pose checkpoint (xingyizhou/CenterNet .pth) into a "
-                    "centerpose checkpoint, strictly: every tensor maps onto the model or nothing is written.",
+        "centerpose checkpoint, strictly: every tensor maps onto the model or nothing is written.",
         epilog="Use the result with `centerpose.evaluate ckpt_path=DST`, `centerpose.predict ckpt_path=DST` or "
-               "`Predictor.from_checkpoint(DST)`, and train from it with `centerpose.train init_from=DST` (it has "
-               "no optimizer state to resume). Detection (ctdet) files are not converted: pass them to "
-               "`centerpose.train init_from=SRC`.")
+        "`Predictor.from_checkpoint(DST)`, and train from it with `centerpose.train init_from=DST` (it has "
+        "no optimizer state to resume). Detection (ctdet) files are not converted: pass them to "
+        "`centerpose.train init_from=SRC`.",
+    )
     parser.add_argument("src", type=Path, help="original checkpoint ({'epoch', 'state_dict'} or a state dict)")
     parser.add_argument("dst", type=Path, help="centerpose checkpoint to write (.ckpt)")
-    parser.add_argument("--arch", type=_arch_arg, metavar=_CLI_ARCHS,
-                        help="architecture of SRC (default: guessed from its keys)")
+    parser.add_argument(
+        "--arch", type=_arch_arg, metavar=_CLI_ARCHS, help="architecture of SRC (default: guessed from its keys)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="train-config overrides stored with the checkpoint, e.g. data.input_size=640")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="train-config overrides stored with the checkpoint, e.g. data.input_size=640",
+    )
     args = parser.parse_args(argv)
     try:
         info = convert_checkpoint(args.src, args.dst, args.arch, args.overrides, args.overwrite)
@@ -325,8 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         print_error(err, "centerpose.convert")
         return 1
     epoch = "unknown" if info["epoch"] is None else info["epoch"]
-    print(f"{args.src} ({info['arch']}, epoch {epoch}, heads {_format_heads(info['heads'])}) -> {args.dst}: "
-          f"{info['num_tensors']} tensors")
+    print(
+        f"{args.src} ({info['arch']}, epoch {epoch}, heads {_format_heads(info['heads'])}) -> {args.dst}: "
+        f"{info['num_tensors']} tensors"
+    )
     return 0
 
 

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig
 from pycocotools.coco import COCO
 from rich.console import Console
@@ -47,8 +46,15 @@ from centerpose.safety import exit_if_output_unwritable, writable_problem
 
 log = logging.getLogger("centerpose.evaluate")
 
-def checkpoint_results(cfg: DictConfig, ckpt_path: Path, image_dir: Path, coco: COCO, codec: CenterPoseCodec,
-                       unreadable: list[dict] | None = None) -> tuple[dict[int, Poses], dict]:
+
+def checkpoint_results(
+    cfg: DictConfig,
+    ckpt_path: Path,
+    image_dir: Path,
+    coco: COCO,
+    codec: CenterPoseCodec,
+    unreadable: list[dict] | None = None,
+) -> tuple[dict[int, Poses], dict]:
     """Run the predictor over every image of the split; returns results and per-stage times.
 
     The decode is ``codec``'s (the run's one, with the ``decode`` group's options: by default the detector's
@@ -88,9 +94,11 @@ def checkpoint_results(cfg: DictConfig, ckpt_path: Path, image_dir: Path, coco: 
 def check_skeleton_fits(ckpt_keypoints: KeypointSpec, data_keypoints: KeypointSpec, ckpt_path: str) -> None:
     """Refuse, before the first image, a checkpoint whose heads predict another skeleton than the data's."""
     if ckpt_keypoints.num_joints != data_keypoints.num_joints:
-        raise RunError(f"checkpoint {ckpt_path} predicts {ckpt_keypoints.num_joints} joints "
-                       f"({', '.join(ckpt_keypoints.names[:6])}...) but the data / keypoints config has "
-                       f"{data_keypoints.num_joints}: evaluate it with keypoints= matching its training")
+        raise RunError(
+            f"checkpoint {ckpt_path} predicts {ckpt_keypoints.num_joints} joints "
+            f"({', '.join(ckpt_keypoints.names[:6])}...) but the data / keypoints config has "
+            f"{data_keypoints.num_joints}: evaluate it with keypoints= matching its training"
+        )
 
 
 def print_report(metrics: dict[str, float], times: dict | None, console: Console) -> None:
@@ -119,8 +127,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     check_config_types(cfg)
     if cfg.oracle:  # a mistyped oracle setting stops before any image is read
-        for key, value, allowed in (("oracle", cfg.oracle, sorted(ORACLE_VARIANTS)),
-                                    ("test.joint_offsets", cfg.test.joint_offsets, list(JOINT_OFFSETS))):
+        for key, value, allowed in (
+            ("oracle", cfg.oracle, sorted(ORACLE_VARIANTS)),
+            ("test.joint_offsets", cfg.test.joint_offsets, list(JOINT_OFFSETS)),
+        ):
             if value not in allowed:
                 raise RunError(f"{key}={value}: expected one of {allowed}")
     keypoints = hydra.utils.instantiate(cfg.keypoints)
@@ -140,22 +150,39 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if problem:
         raise RunError(f"cannot write results to '{out}' ({problem}); set hydra.run.dir= to a writable folder")
     if cfg.data.get("preflight", True):
-        enforce([check_split(ann_file, image_dir, keypoints.num_joints, keypoints.category_name, train=False,
-                             missing_images_fatal=cfg.data.get("on_bad_sample", "skip") == "raise")],
-                out / "preflight.json")
+        enforce(
+            [
+                check_split(
+                    ann_file,
+                    image_dir,
+                    keypoints.num_joints,
+                    keypoints.category_name,
+                    train=False,
+                    missing_images_fatal=cfg.data.get("on_bad_sample", "skip") == "raise",
+                )
+            ],
+            out / "preflight.json",
+        )
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(ann_file))
     times = None
     unreadable: list[dict] = []
     if cfg.oracle:
         # The trainer path: no flip (the oracle heads are probabilities, decoded without a sigmoid).
-        results = oracle_results(image_dir, ann_file, cfg.oracle, codec.replace(flip_test=False), cfg.max_images,
-                                 joint_offsets=cfg.test.joint_offsets)
+        results = oracle_results(
+            image_dir,
+            ann_file,
+            cfg.oracle,
+            codec.replace(flip_test=False),
+            cfg.max_images,
+            joint_offsets=cfg.test.joint_offsets,
+        )
     elif ckpt_path is not None:
         results, times = checkpoint_results(cfg, ckpt_path, image_dir, coco, codec, unreadable)
     else:
-        raise RunError("evaluate needs model=<checkpoint file or model-zoo name> (or ckpt_path=) or "
-                       "oracle=hm|hm_hp|all")
+        raise RunError(
+            "evaluate needs model=<checkpoint file or model-zoo name> (or ckpt_path=) or oracle=hm|hm_hp|all"
+        )
     coco_results = to_coco_results(dict(sorted(results.items())))
     if cfg.max_images:
         coco.imgs = {i: coco.imgs[i] for i in sorted(results)}  # score only the evaluated images

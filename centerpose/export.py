@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Literal, Sequence
 
 import hydra
 import numpy as np
@@ -37,8 +37,16 @@ from centerpose.keypoints import COCO_PERSON, KeypointSpec
 from centerpose.models.dcn import dcn_impl
 from centerpose.outputs import discard_on_error
 
-__all__ = ["CHECK_RTOL", "ExportCheckError", "METADATA_KEY", "export", "export_onnx", "export_torchscript",
-           "graph_module", "sidecar_path"]
+__all__ = [
+    "CHECK_RTOL",
+    "ExportCheckError",
+    "METADATA_KEY",
+    "export",
+    "export_onnx",
+    "export_torchscript",
+    "graph_module",
+    "sidecar_path",
+]
 
 log = logging.getLogger("centerpose.export")
 
@@ -54,8 +62,9 @@ class ExportCheckError(RunError):
     """onnxruntime does not reproduce PyTorch on the exported file (the self-check)."""
 
 
-def graph_module(net: nn.Module, keypoints: KeypointSpec, decode: bool, options: DecodeOptions
-                 ) -> HeadsGraph | DecodeGraph:
+def graph_module(
+    net: nn.Module, keypoints: KeypointSpec, decode: bool, options: DecodeOptions
+) -> HeadsGraph | DecodeGraph:
     """The module to trace: the raw heads, or (``decode``) the heads and the codec's decode with ``options``."""
     net = net.eval()
     if decode:
@@ -80,13 +89,26 @@ def _check_geometry(input_hw: tuple[int, int], multiple: int, K: int, decode: bo
     if h % multiple or w % multiple:
         raise ValueError(f"export: input size {w} x {h} must be a multiple of {multiple} for this network")
     if decode and (h // down_ratio) * (w // down_ratio) < K:
-        raise ValueError(f"export: K={K} exceeds the {(h // down_ratio) * (w // down_ratio)} output cells of a "
-                         f"{w} x {h} input; lower K or raise input_size")
+        raise ValueError(
+            f"export: K={K} exceeds the {(h // down_ratio) * (w // down_ratio)} output cells of a "
+            f"{w} x {h} input; lower K or raise input_size"
+        )
 
 
-def export_onnx(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = COCO_PERSON, decode: bool = False,
-                options: DecodeOptions | None = None, dynamic: bool = False, input_hw: Sequence[int] = (512, 512),
-                batch_size: int = 1, pad: int = 31, opset: int = 19, check: bool = True) -> Path:
+def export_onnx(
+    net: nn.Module,
+    path: str | Path,
+    *,
+    keypoints: KeypointSpec = COCO_PERSON,
+    decode: bool = False,
+    options: DecodeOptions | None = None,
+    dynamic: bool = False,
+    input_hw: Sequence[int] = (512, 512),
+    batch_size: int = 1,
+    pad: int = 31,
+    opset: int = 19,
+    check: bool = True,
+) -> Path:
     """Write ``net`` as an ONNX file (one file, weights inside) plus its ``<file>.json`` sidecar.
 
     Args:
@@ -131,25 +153,57 @@ def export_onnx(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = C
         dynamic_shapes = {"image": {0: batch, 2: multiple * h_units, 3: multiple * w_units}}
     meta = _metadata(net, keypoints, "onnx", decode, options, dynamic, input_hw, batch_size, pad, opset)
     with dcn_impl(net, "torchvision"), torch.no_grad():
-        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, input_names=["image"],
-                                    output_names=list(module.output_names), dynamic_shapes=dynamic_shapes,
-                                    verbose=False)
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["image"],
+            output_names=list(module.output_names),
+            dynamic_shapes=dynamic_shapes,
+            verbose=False,
+        )
         program.model.metadata_props[METADATA_KEY] = json.dumps(meta)
         program.save(str(path), external_data=False)
         sidecar_path(path).write_text(json.dumps(meta, indent=2))
         if check:
             check_onnx(module, path, example, decode)
-    log.info("wrote %s (%s, %s) and %s", path, "people" if decode else "raw heads",
-             "dynamic batch and size" if dynamic else f"fixed {batch_size} x 3 x {input_hw[0]} x {input_hw[1]}",
-             sidecar_path(path).name)
+    log.info(
+        "wrote %s (%s, %s) and %s",
+        path,
+        "people" if decode else "raw heads",
+        "dynamic batch and size" if dynamic else f"fixed {batch_size} x 3 x {input_hw[0]} x {input_hw[1]}",
+        sidecar_path(path).name,
+    )
     return path
 
 
-def _metadata(net: nn.Module, keypoints: KeypointSpec, fmt: str, decode: bool, options: DecodeOptions,
-              dynamic: bool, input_hw: tuple[int, int], batch_size: int, pad: int, opset: int | None) -> dict:
-    return export_metadata(net, keypoints, fmt=fmt, decode=decode, options=options, dynamic=dynamic,
-                           input_hw=input_hw, batch_size=batch_size, pad=pad, opset=opset,
-                           mean=list(COCO_MEAN_BGR), std=list(COCO_STD_BGR))
+def _metadata(
+    net: nn.Module,
+    keypoints: KeypointSpec,
+    fmt: str,
+    decode: bool,
+    options: DecodeOptions,
+    dynamic: bool,
+    input_hw: tuple[int, int],
+    batch_size: int,
+    pad: int,
+    opset: int | None,
+) -> dict:
+    return export_metadata(
+        net,
+        keypoints,
+        fmt=fmt,
+        decode=decode,
+        options=options,
+        dynamic=dynamic,
+        input_hw=input_hw,
+        batch_size=batch_size,
+        pad=pad,
+        opset=opset,
+        mean=list(COCO_MEAN_BGR),
+        std=list(COCO_STD_BGR),
+    )
 
 
 def check_onnx(module: nn.Module, path: Path, example: torch.Tensor, decode: bool) -> float:
@@ -170,17 +224,31 @@ def check_onnx(module: nn.Module, path: Path, example: torch.Tensor, decode: boo
         w = w.numpy()
         rel[name] = float(np.abs(g - w).max()) / max(float(np.abs(w).max()), 1e-12)
     worst = max(rel, key=rel.get)
-    log.info("export check, onnxruntime vs PyTorch on %d drawn scene(s): max |diff| / max |PyTorch| = %.2g (%s)",
-             len(example), rel[worst], ", ".join(f"{k} {v:.2g}" for k, v in rel.items()))
+    log.info(
+        "export check, onnxruntime vs PyTorch on %d drawn scene(s): max |diff| / max |PyTorch| = %.2g (%s)",
+        len(example),
+        rel[worst],
+        ", ".join(f"{k} {v:.2g}" for k, v in rel.items()),
+    )
     if not decode and rel[worst] > CHECK_RTOL:
-        raise ExportCheckError(f"export check: onnxruntime's {worst} head differs from PyTorch by {rel[worst]:.3g} "
-                               f"of its largest value (> {CHECK_RTOL:g}) for {path}; export with check=false to keep it")
+        raise ExportCheckError(
+            f"export check: onnxruntime's {worst} head differs from PyTorch by {rel[worst]:.3g} "
+            f"of its largest value (> {CHECK_RTOL:g}) for {path}; export with check=false to keep it"
+        )
     return rel[worst]
 
 
-def export_torchscript(net: nn.Module, path: str | Path, *, keypoints: KeypointSpec = COCO_PERSON,
-                       decode: bool = False, options: DecodeOptions | None = None,
-                       input_hw: Sequence[int] = (512, 512), batch_size: int = 1, pad: int = 31) -> Path:
+def export_torchscript(
+    net: nn.Module,
+    path: str | Path,
+    *,
+    keypoints: KeypointSpec = COCO_PERSON,
+    decode: bool = False,
+    options: DecodeOptions | None = None,
+    input_hw: Sequence[int] = (512, 512),
+    batch_size: int = 1,
+    pad: int = 31,
+) -> Path:
     """Write ``net`` as a traced TorchScript file (fixed input size) plus its ``<file>.json`` sidecar.
 
     The metadata is also inside the file (``torch.jit.load(path, _extra_files={"centerpose.json": ""})``).
@@ -204,8 +272,11 @@ def export_torchscript(net: nn.Module, path: str | Path, *, keypoints: KeypointS
 
 def output_path(cfg: DictConfig) -> Path:
     """The file ``cfg`` exports to: ``output``, else ``model.onnx`` / ``model.pt`` in the run directory."""
-    return Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / ("model.onnx" if cfg.format == "onnx"
-                                                                          else "model.pt")
+    return (
+        Path(cfg.output)
+        if cfg.output
+        else Path(cfg.paths.output_dir) / ("model.onnx" if cfg.format == "onnx" else "model.pt")
+    )
 
 
 def export(cfg: DictConfig) -> Path:
@@ -226,8 +297,14 @@ def export(cfg: DictConfig) -> Path:
     size = cfg.input_size if cfg.input_size is not None else loaded.input_size
     input_hw = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
     out = output_path(cfg)
-    common = dict(keypoints=keypoints, decode=cfg.outputs == "people", options=options, input_hw=input_hw,
-                  batch_size=cfg.batch_size, pad=pad)
+    common = dict(
+        keypoints=keypoints,
+        decode=cfg.outputs == "people",
+        options=options,
+        input_hw=input_hw,
+        batch_size=cfg.batch_size,
+        pad=pad,
+    )
     if fmt == "onnx":
         return export_onnx(net, out, dynamic=cfg.dynamic, opset=cfg.opset, check=cfg.check, **common)
     if cfg.dynamic:

@@ -23,11 +23,27 @@ log = logging.getLogger("centerpose.keypoints")
 DEFAULT_OKS_SIGMA = 0.072
 #: Published OKS sigmas by joint name: COCO's (pycocotools) and CrowdPose's head top and neck.
 KNOWN_OKS_SIGMAS: dict[str, float] = {
-    "nose": 0.026, "left_eye": 0.025, "right_eye": 0.025, "left_ear": 0.035, "right_ear": 0.035,
-    "left_shoulder": 0.079, "right_shoulder": 0.079, "left_elbow": 0.072, "right_elbow": 0.072,
-    "left_wrist": 0.062, "right_wrist": 0.062, "left_hip": 0.107, "right_hip": 0.107,
-    "left_knee": 0.087, "right_knee": 0.087, "left_ankle": 0.089, "right_ankle": 0.089,
-    "head": 0.079, "head_top": 0.079, "top_head": 0.079, "neck": 0.079,
+    "nose": 0.026,
+    "left_eye": 0.025,
+    "right_eye": 0.025,
+    "left_ear": 0.035,
+    "right_ear": 0.035,
+    "left_shoulder": 0.079,
+    "right_shoulder": 0.079,
+    "left_elbow": 0.072,
+    "right_elbow": 0.072,
+    "left_wrist": 0.062,
+    "right_wrist": 0.062,
+    "left_hip": 0.107,
+    "right_hip": 0.107,
+    "left_knee": 0.087,
+    "right_knee": 0.087,
+    "left_ankle": 0.089,
+    "right_ankle": 0.089,
+    "head": 0.079,
+    "head_top": 0.079,
+    "top_head": 0.079,
+    "neck": 0.079,
 }
 
 
@@ -83,13 +99,19 @@ class KeypointSpec:
 
     def to_config(self) -> dict:
         """A plain ``_target_`` mapping that rebuilds this spec with ``hydra.utils.instantiate``."""
-        return {"_target_": "centerpose.keypoints.KeypointSpec", "names": list(self.names),
-                "flip_pairs": [list(p) for p in self.flip_pairs], "skeleton": [list(p) for p in self.skeleton],
-                "sigmas": list(self.sigmas), "category_name": self.category_name}
+        return {
+            "_target_": "centerpose.keypoints.KeypointSpec",
+            "names": list(self.names),
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "skeleton": [list(p) for p in self.skeleton],
+            "sigmas": list(self.sigmas),
+            "category_name": self.category_name,
+        }
 
     @classmethod
-    def from_coco_category(cls, category: dict, flip_pairs: Sequence[Sequence[int]] | None = None,
-                           sigmas: Sequence[float] | None = None) -> "KeypointSpec":
+    def from_coco_category(
+        cls, category: dict, flip_pairs: Sequence[Sequence[int]] | None = None, sigmas: Sequence[float] | None = None
+    ) -> "KeypointSpec":
         """Build a spec from a COCO ``categories`` entry (1-based ``skeleton``).
 
         Flip pairs are inferred from ``left_*``/``right_*`` names when not given.
@@ -97,40 +119,119 @@ class KeypointSpec:
         names = tuple(category["keypoints"])
         if flip_pairs is None:
             index = {n: i for i, n in enumerate(names)}
-            flip_pairs = [(i, index["right_" + n[5:]]) for i, n in enumerate(names)
-                          if n.startswith("left_") and "right_" + n[5:] in index]
+            flip_pairs = [
+                (i, index["right_" + n[5:]])
+                for i, n in enumerate(names)
+                if n.startswith("left_") and "right_" + n[5:] in index
+            ]
         skeleton = tuple((a - 1, b - 1) for a, b in category.get("skeleton", []))
-        return cls(names=names, flip_pairs=tuple(map(tuple, flip_pairs)), skeleton=skeleton,
-                   sigmas=tuple(sigmas or ()), category_name=category.get("name", "person"))
+        return cls(
+            names=names,
+            flip_pairs=tuple(map(tuple, flip_pairs)),
+            skeleton=skeleton,
+            sigmas=tuple(sigmas or ()),
+            category_name=category.get("name", "person"),
+        )
 
 
 COCO_PERSON = KeypointSpec(
     names=(
-        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+        "nose",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
     ),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     # The original's drawing edges (CN coco_hp.py `edges`), 0-based.
     skeleton=(
-        (0, 1), (0, 2), (1, 3), (2, 4), (4, 6), (3, 5), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10),
-        (6, 12), (5, 11), (11, 12), (12, 14), (14, 16), (11, 13), (13, 15),
+        (0, 1),
+        (0, 2),
+        (1, 3),
+        (2, 4),
+        (4, 6),
+        (3, 5),
+        (5, 6),
+        (5, 7),
+        (7, 9),
+        (6, 8),
+        (8, 10),
+        (6, 12),
+        (5, 11),
+        (11, 12),
+        (12, 14),
+        (14, 16),
+        (11, 13),
+        (13, 15),
     ),
     # pycocotools' COCOeval.Params kpt_oks_sigmas.
-    sigmas=(0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-            0.107, 0.107, 0.087, 0.087, 0.089, 0.089),
+    sigmas=(
+        0.026,
+        0.025,
+        0.025,
+        0.035,
+        0.035,
+        0.079,
+        0.079,
+        0.072,
+        0.072,
+        0.062,
+        0.062,
+        0.107,
+        0.107,
+        0.087,
+        0.087,
+        0.089,
+        0.089,
+    ),
 )
 
 
 CROWDPOSE = KeypointSpec(
     names=(
-        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+        "head",
+        "neck",
     ),
     flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
     skeleton=(
-        (12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7), (6, 7), (6, 8), (8, 10),
-        (7, 9), (9, 11),
+        (12, 13),
+        (13, 0),
+        (13, 1),
+        (0, 2),
+        (2, 4),
+        (1, 3),
+        (3, 5),
+        (0, 6),
+        (1, 7),
+        (6, 7),
+        (6, 8),
+        (8, 10),
+        (7, 9),
+        (9, 11),
     ),
     # CrowdPose's crowdposetools COCOeval kpt_oks_sigmas (head top and neck share the shoulders' 0.079).
     sigmas=(0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),
@@ -144,9 +245,12 @@ def _keypoint_categories(path: str, mtime: float) -> tuple[dict, ...]:
     return tuple(c for c in data.get("categories", []) if c.get("keypoints"))
 
 
-def spec_from_annotations(ann_file: str | Path, sigmas: Sequence[float] | None = None,
-                          flip_pairs: Sequence[Sequence[int]] | None = None,
-                          category_name: str | None = None) -> KeypointSpec:
+def spec_from_annotations(
+    ann_file: str | Path,
+    sigmas: Sequence[float] | None = None,
+    flip_pairs: Sequence[Sequence[int]] | None = None,
+    category_name: str | None = None,
+) -> KeypointSpec:
     """The skeleton of a COCO-format annotation file's keypoint category (``keypoints=auto``).
 
     Names and skeleton come from the category; flip pairs are the ``left_*``/``right_*`` name pairs unless
@@ -161,8 +265,9 @@ def spec_from_annotations(ann_file: str | Path, sigmas: Sequence[float] | None =
     """
     path = Path(ann_file)
     if not path.is_file():
-        raise FileNotFoundError(f"keypoints=auto: annotation file '{path}' not found (set "
-                                "keypoints.ann_file=<your person_keypoints json>)")
+        raise FileNotFoundError(
+            f"keypoints=auto: annotation file '{path}' not found (set keypoints.ann_file=<your person_keypoints json>)"
+        )
     try:
         cats = _keypoint_categories(str(path.resolve()), path.stat().st_mtime)
     except json.JSONDecodeError as e:
@@ -170,19 +275,28 @@ def spec_from_annotations(ann_file: str | Path, sigmas: Sequence[float] | None =
     if category_name is not None:
         cats = tuple(c for c in cats if c.get("name") == category_name)
     if not cats:
-        raise ValueError(f"keypoints=auto: '{path}' has no category with 'keypoints'"
-                         + (f" named {category_name!r}" if category_name else ""))
+        raise ValueError(
+            f"keypoints=auto: '{path}' has no category with 'keypoints'"
+            + (f" named {category_name!r}" if category_name else "")
+        )
     category = cats[0]
     names = list(category["keypoints"])
     if sigmas is None:
         unknown = [n for n in names if n not in KNOWN_OKS_SIGMAS]
         sigmas = [KNOWN_OKS_SIGMAS.get(n, DEFAULT_OKS_SIGMA) for n in names]
-        log.info("keypoints=auto: OKS sigmas by joint name (COCO/CrowdPose published values)%s; set "
-                 "keypoints.sigmas=[...] to choose them",
-                 f", default {DEFAULT_OKS_SIGMA} for {unknown}" if unknown else "")
+        log.info(
+            "keypoints=auto: OKS sigmas by joint name (COCO/CrowdPose published values)%s; set "
+            "keypoints.sigmas=[...] to choose them",
+            f", default {DEFAULT_OKS_SIGMA} for {unknown}" if unknown else "",
+        )
     elif len(sigmas) != len(names):
         raise ValueError(f"keypoints=auto: {len(sigmas)} sigmas given for the {len(names)} joints of '{path}'")
     spec = KeypointSpec.from_coco_category(category, flip_pairs=flip_pairs, sigmas=sigmas)
-    log.info("keypoints=auto: %d joints of category %r from %s, flip pairs %s", spec.num_joints,
-             spec.category_name, path, [(names[a], names[b]) for a, b in spec.flip_pairs])
+    log.info(
+        "keypoints=auto: %d joints of category %r from %s, flip pairs %s",
+        spec.num_joints,
+        spec.category_name,
+        path,
+        [(names[a], names[b]) for a, b in spec.flip_pairs],
+    )
     return spec

@@ -72,8 +72,10 @@ def source_kind(source: str | int) -> str:
         return "video"
     if suffix in IMAGE_SUFFIXES:
         return "image"
-    raise UnsupportedSourceError(f"source '{source}': unknown file type '{suffix}' (images: {sorted(IMAGE_SUFFIXES)}, "
-                     f"videos: {sorted(VIDEO_SUFFIXES)})")
+    raise UnsupportedSourceError(
+        f"source '{source}': unknown file type '{suffix}' (images: {sorted(IMAGE_SUFFIXES)}, "
+        f"videos: {sorted(VIDEO_SUFFIXES)})"
+    )
 
 
 def frames(capture: cv2.VideoCapture, max_frames: int | None) -> Iterator[np.ndarray]:
@@ -86,10 +88,19 @@ def frames(capture: cv2.VideoCapture, max_frames: int | None) -> Iterator[np.nda
         yield frame
 
 
-def draw(image: np.ndarray, poses: Poses, predictor: Predictor, cfg: DictConfig,
-         ids: np.ndarray | None = None) -> np.ndarray:
-    return draw_poses(image, poses.boxes, poses.scores, poses.keypoints, predictor.keypoints,
-                      score_thresh=cfg.score_thresh if ids is None else 0.0, kpt_thresh=cfg.kpt_thresh, ids=ids)
+def draw(
+    image: np.ndarray, poses: Poses, predictor: Predictor, cfg: DictConfig, ids: np.ndarray | None = None
+) -> np.ndarray:
+    return draw_poses(
+        image,
+        poses.boxes,
+        poses.scores,
+        poses.keypoints,
+        predictor.keypoints,
+        score_thresh=cfg.score_thresh if ids is None else 0.0,
+        kpt_thresh=cfg.kpt_thresh,
+        ids=ids,
+    )
 
 
 class FrameTracker:
@@ -128,20 +139,29 @@ def predict(cfg: DictConfig) -> Path:
         asked = {name: getattr(options, name) for name in command_line_decode_fields()}
         try:
             switches = asked if onnx_has_decode(weights) else dataclasses.asdict(options)
-            predictor = Predictor.from_onnx(weights, device=resolve_device(cfg.device), score_thresh=cfg.score_thresh,
-                                            **switches)
+            predictor = Predictor.from_onnx(
+                weights, device=resolve_device(cfg.device), score_thresh=cfg.score_thresh, **switches
+            )
         except ValueError as e:
             raise RunError(str(e)) from e
     else:
-        predictor = Predictor.from_checkpoint(weights, device=resolve_device(cfg.device), keep_res=cfg.keep_res,
-                                              score_thresh=cfg.score_thresh, **dataclasses.asdict(options))
+        predictor = Predictor.from_checkpoint(
+            weights,
+            device=resolve_device(cfg.device),
+            keep_res=cfg.keep_res,
+            score_thresh=cfg.score_thresh,
+            **dataclasses.asdict(options),
+        )
     tracker = FrameTracker(cfg, predictor) if cfg.get("track") else None
     ids = None
     detections: dict[str, list] = {}
     skipped: list[str] = []
     if kind in ("image", "folder"):
-        paths = [Path(cfg.source)] if kind == "image" else sorted(
-            p for p in Path(cfg.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = (
+            [Path(cfg.source)]
+            if kind == "image"
+            else sorted(p for p in Path(cfg.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        )
         if not paths:
             raise FileNotFoundError(f"no images ({sorted(IMAGE_SUFFIXES)}) in folder '{cfg.source}'")
         with Progress(disable=kind == "image") as progress:
@@ -179,8 +199,9 @@ def predict(cfg: DictConfig) -> Path:
                 drawn = draw(frame, poses, predictor, cfg, ids)
                 if writer is None:
                     h, w = drawn.shape[:2]
-                    writer = cv2.VideoWriter(str(out / f"{name}_pose.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                             fps, (w, h))
+                    writer = cv2.VideoWriter(
+                        str(out / f"{name}_pose.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+                    )
                 writer.write(drawn)
                 detections[f"frame_{index:06d}"] = to_json(poses, ids)
                 progress.advance(task)

@@ -49,8 +49,10 @@ def check_writable_run_folders(trainer: pl.Trainer, output_dir: Path) -> None:
     for folder in [Path(output_dir), *checkpoint_folders(trainer)]:
         problem = writable_problem(folder)
         if problem:
-            raise RunError(f"cannot write to '{folder}' ({problem}): checkpoints and logs would be lost; "
-                           "fix its permissions or choose another hydra.run.dir / paths.output_dir")
+            raise RunError(
+                f"cannot write to '{folder}' ({problem}): checkpoints and logs would be lost; "
+                "fix its permissions or choose another hydra.run.dir / paths.output_dir"
+            )
         clean_partial_saves(folder)
 
 
@@ -70,10 +72,10 @@ def continue_logger_history(trainer: pl.Trainer, ckpt_path: str) -> None:
     resume_state = (ckpt.get("callbacks") or {}).get("ResumeState") or {}
     for lg in csv_loggers:
         if trainer.is_global_zero:
-            kept = lg.continue_history(epoch, step, resume_state.get("epoch_row"),
-                                       resume_state.get("epoch_row_step"))
-            logging.getLogger("centerpose.train").info("resume: %s keeps %d rows of epochs 0-%d", lg.log_dir,
-                                                       kept, epoch)
+            kept = lg.continue_history(epoch, step, resume_state.get("epoch_row"), resume_state.get("epoch_row_step"))
+            logging.getLogger("centerpose.train").info(
+                "resume: %s keeps %d rows of epochs 0-%d", lg.log_dir, kept, epoch
+            )
         else:
             lg.keep_history = True
 
@@ -86,14 +88,16 @@ def check_writable_output(argv: list[str], default_root: str = "outputs") -> str
     for arg in argv:
         for key in ("hydra.run.dir=", "hydra.sweep.dir="):
             if arg.startswith(key):
-                target = arg[len(key):]
+                target = arg[len(key) :]
     static = target.split("${", 1)[0] or "."
     path = Path(static).expanduser().absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
     if path.exists() and not (path.is_dir() and os.access(path, os.W_OK | os.X_OK)):
-        return (f"cannot create the run folder '{target}': '{path}' is not a writable folder "
-                "(set hydra.run.dir= to a writable folder)")
+        return (
+            f"cannot create the run folder '{target}': '{path}' is not a writable folder "
+            "(set hydra.run.dir= to a writable folder)"
+        )
     return None
 
 

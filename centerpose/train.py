@@ -59,8 +59,9 @@ def instantiate_dict(cfg: DictConfig | None, **shared: Any) -> list[Any]:
         if node and "_target_" in node:
             wanted = {k: v for k, v in shared.items() if k not in node and _accepts(node._target_, k)}
             # _partial_: Hydra would turn dataclass arguments into config nodes
-            out.append(hydra.utils.instantiate(node, _partial_=True)(**wanted) if wanted
-                       else hydra.utils.instantiate(node))
+            out.append(
+                hydra.utils.instantiate(node, _partial_=True)(**wanted) if wanted else hydra.utils.instantiate(node)
+            )
     return out
 
 
@@ -75,8 +76,9 @@ def _accepts(target: str, name: str) -> bool:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -87,9 +89,13 @@ def run_info() -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
-    return {"command": " ".join([Path(sys.executable).name, "-m", "centerpose.train", *sys.argv[1:]]),
-            "argv": sys.argv, "overrides": overrides, "centerpose_version": centerpose.__version__,
-            "git_commit": git_commit()}
+    return {
+        "command": " ".join([Path(sys.executable).name, "-m", "centerpose.train", *sys.argv[1:]]),
+        "argv": sys.argv,
+        "overrides": overrides,
+        "centerpose_version": centerpose.__version__,
+        "git_commit": git_commit(),
+    }
 
 
 def record_run(output_dir: Path, cfg: DictConfig) -> None:
@@ -168,8 +174,14 @@ def train(cfg: DictConfig) -> float | None:
             trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         # metrics.json, curves.png and the end-of-run table (validates the final weights if the last epoch did
         # not; inside the DDP job, where every rank still runs)
-        metrics = summary.finish(trainer, model, datamodule, cfg.paths.output_dir, started,
-                                 validate_final=cfg.get("train", True) and cfg.get("validate", True))
+        metrics = summary.finish(
+            trainer,
+            model,
+            datamodule,
+            cfg.paths.output_dir,
+            started,
+            validate_final=cfg.get("train", True) and cfg.get("validate", True),
+        )
     launch.finish_loggers(trainer)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value

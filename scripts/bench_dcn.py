@@ -59,12 +59,14 @@ def bench_layer(c: int, size: int, warmup: int, runs: int) -> tuple[dict[str, fl
             dcn.impl = impl
             with torch.inference_mode():
                 dcn(x)
+
         return run
 
     def fwd_bwd(impl: str) -> Callable[[], None]:
         def run() -> None:
             dcn.impl = impl
             dcn(x).square().mean().backward()
+
         return run
 
     f = interleaved_medians({k: fwd(k) for k in IMPLS}, warmup, runs)
@@ -89,6 +91,7 @@ def bench_network(arch: str, size: int, warmup: int, runs: int) -> tuple[dict[st
             set_impl(model, impl)
             with torch.inference_mode():
                 outs[impl] = model(x)
+
         return run
 
     medians = interleaved_medians({k: fwd(k) for k in IMPLS}, warmup, runs)
@@ -121,13 +124,18 @@ def main() -> None:
     print(f"cpu, {torch.get_num_threads()} threads; medians in ms ({' vs '.join(IMPLS)})")
     for c, size in LAYER_SHAPES:
         f, fb = bench_layer(c, size, warmup=1, runs=args.layer_runs)
-        print(f"DCN 1x{c}x{size}x{size}->{c}: fwd {f['torchvision']:8.1f} -> {f['sampling']:7.1f}  "
-              f"(x{f['torchvision'] / f['sampling']:.1f});  fwd+bwd {fb['torchvision']:8.1f} -> "
-              f"{fb['sampling']:7.1f}  (x{fb['torchvision'] / fb['sampling']:.1f})", flush=True)
+        print(
+            f"DCN 1x{c}x{size}x{size}->{c}: fwd {f['torchvision']:8.1f} -> {f['sampling']:7.1f}  "
+            f"(x{f['torchvision'] / f['sampling']:.1f});  fwd+bwd {fb['torchvision']:8.1f} -> "
+            f"{fb['sampling']:7.1f}  (x{fb['torchvision'] / fb['sampling']:.1f})",
+            flush=True,
+        )
     if not args.skip_net:
         med, diff = bench_network(args.arch, args.size, warmup=1, runs=args.net_runs)
-        print(f"{args.arch} forward 1x3x{args.size}x{args.size}: {med['torchvision']:8.1f} -> {med['sampling']:7.1f}"
-              f"  (x{med['torchvision'] / med['sampling']:.1f}); max |diff| of outputs {diff:.2e}")
+        print(
+            f"{args.arch} forward 1x3x{args.size}x{args.size}: {med['torchvision']:8.1f} -> {med['sampling']:7.1f}"
+            f"  (x{med['torchvision'] / med['sampling']:.1f}); max |diff| of outputs {diff:.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,12 @@ def previous_functions(rev: str):
     out = {}
     tmp = Path(tempfile.mkdtemp(prefix="centerpose_prev_"))
     for name in ("decode", "postprocess"):
-        text = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:centerpose/codec/{name}.py"], check=True,
-                              capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{rev}:centerpose/codec/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         (tmp / f"prev_{name}.py").write_text(text)
         spec = importlib.util.spec_from_file_location(f"prev_{name}", tmp / f"prev_{name}.py")
         module = importlib.util.module_from_spec(spec)
@@ -103,8 +107,10 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    print(f"device={device} threads={torch.get_num_threads()} size={args.size} K={args.K} "
-          f"tie_break={args.tie_break} runs={args.runs} (median ms per batch, contenders interleaved)")
+    print(
+        f"device={device} threads={torch.get_num_threads()} size={args.size} K={args.K} "
+        f"tie_break={args.tie_break} runs={args.runs} (median ms per batch, contenders interleaved)"
+    )
     for b in args.batch:
         heads = _heads(b, args.size, COCO_PERSON.num_joints, device)
         c = torch.full((b, 2), 320.0, device=device)
@@ -120,21 +126,32 @@ def main() -> None:
 
         contenders = {"ours": ours}
         if prev is not None:
+
             def previous():
                 dets = prev[0](heads, K=args.K, tie_break=args.tie_break)
                 _sync(device)
                 t = time.perf_counter()
                 prev[1](dets, c, s, args.size).cpu()
                 return t
+
             contenders["previous"] = previous
         if orig is not None:
+
             def original():
-                dets = orig[0](heads["hm"], heads["wh"], heads["hps"], reg=heads["reg"], hm_hp=heads["hm_hp"],
-                               hp_offset=heads["hp_offset"], K=args.K)
+                dets = orig[0](
+                    heads["hm"],
+                    heads["wh"],
+                    heads["hps"],
+                    reg=heads["reg"],
+                    hm_hp=heads["hm_hp"],
+                    hp_offset=heads["hp_offset"],
+                    K=args.K,
+                )
                 _sync(device)
                 t = time.perf_counter()
                 orig[1](dets.cpu().numpy(), c_np, s_np, args.size, args.size)
                 return t
+
             contenders["original"] = original
         times = {name: ([], []) for name in contenders}  # decode ms, post ms
         with torch.inference_mode():
@@ -148,8 +165,10 @@ def main() -> None:
                     if i >= args.warmup:
                         times[name][0].append((t1 - t0) * 1e3)
                         times[name][1].append((t2 - t1) * 1e3)
-        med = {name: (statistics.median(d), statistics.median(p), statistics.median(np.add(d, p)))
-               for name, (d, p) in times.items()}
+        med = {
+            name: (statistics.median(d), statistics.median(p), statistics.median(np.add(d, p)))
+            for name, (d, p) in times.items()
+        }
         print(f"batch {b:3d}:")
         for name, (d, p, total) in med.items():
             print(f"  {name:9s} decode {d:8.2f}  post {p:8.2f}  total {total:8.2f} ms  ({total / b:6.2f} ms/image)")
@@ -158,13 +177,22 @@ def main() -> None:
             print(f"  ours vs previous ({args.previous}): x{med['previous'][2] / ours_total:.2f} (decode + post)")
         if orig is not None:
             with torch.inference_mode():
-                want = orig[0](heads["hm"], heads["wh"], heads["hps"], reg=heads["reg"], hm_hp=heads["hm_hp"],
-                               hp_offset=heads["hp_offset"], K=args.K)
+                want = orig[0](
+                    heads["hm"],
+                    heads["wh"],
+                    heads["hps"],
+                    reg=heads["reg"],
+                    hm_hp=heads["hm_hp"],
+                    hp_offset=heads["hp_offset"],
+                    K=args.K,
+                )
                 got = decode(heads, K=args.K, tie_break=args.tie_break)
             diff = (got.float() - want.float()).abs().max().item() if got.shape == want.shape else float("nan")
-            print(f"  ours vs original: x{med['original'][0] / ours_total:.2f} vs its decode alone, "
-                  f"x{med['original'][2] / ours_total:.2f} vs its decode + post-process; "
-                  f"max |difference| of decoded rows {diff:.1e}")
+            print(
+                f"  ours vs original: x{med['original'][0] / ours_total:.2f} vs its decode alone, "
+                f"x{med['original'][2] / ours_total:.2f} vs its decode + post-process; "
+                f"max |difference| of decoded rows {diff:.1e}"
+            )
 
 
 if __name__ == "__main__":

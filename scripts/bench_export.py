@@ -74,9 +74,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     available = ort.get_available_providers()
     gpu = torch.cuda.is_available()
-    print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, CPU threads {torch.get_num_threads()}, "
-          f"GPU: {torch.cuda.get_device_name() if gpu else 'none'}; batch 1, median of {args.runs} interleaved "
-          f"rounds after {args.warmup}")
+    print(
+        f"torch {torch.__version__}, onnxruntime {ort.__version__}, CPU threads {torch.get_num_threads()}, "
+        f"GPU: {torch.cuda.get_device_name() if gpu else 'none'}; batch 1, median of {args.runs} interleaved "
+        f"rounds after {args.warmup}"
+    )
     print("| model | input | PyTorch eager CPU | onnxruntime CPU | ratio | onnxruntime CUDA | TensorRT fp16 |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
@@ -102,8 +104,11 @@ def main() -> None:
                     gpu_cells.append(f"{run['gpu']:.1f} ms")
                 else:
                     gpu_cells.append("not yet measured")
-        print(f"| {name} | {side}² | {ms['eager']:.1f} ms | {ms['ort']:.1f} ms | {ms['eager'] / ms['ort']:.2f}× "
-              f"| {gpu_cells[0]} | {gpu_cells[1]} |", flush=True)
+        print(
+            f"| {name} | {side}² | {ms['eager']:.1f} ms | {ms['ort']:.1f} ms | {ms['eager'] / ms['ort']:.2f}× "
+            f"| {gpu_cells[0]} | {gpu_cells[1]} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

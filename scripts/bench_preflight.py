@@ -26,8 +26,17 @@ def write_coco_sized(out: Path, num_images: int, num_people: int, seed: int = 0)
     image_dir, ann_dir = out / "train2017", out / "annotations"
     image_dir.mkdir(parents=True, exist_ok=True)
     ann_dir.mkdir(parents=True, exist_ok=True)
-    images = [{"id": i + 1, "file_name": f"{i + 1:012d}.jpg", "width": 640, "height": 480,
-               "license": 1, "date_captured": "2013-11-14 16:28:13"} for i in range(num_images)]
+    images = [
+        {
+            "id": i + 1,
+            "file_name": f"{i + 1:012d}.jpg",
+            "width": 640,
+            "height": 480,
+            "license": 1,
+            "date_captured": "2013-11-14 16:28:13",
+        }
+        for i in range(num_images)
+    ]
     for img in images:
         (image_dir / img["file_name"]).touch()
     owners = rng.integers(1, num_images + 1, num_people)
@@ -36,15 +45,31 @@ def write_coco_sized(out: Path, num_images: int, num_people: int, seed: int = 0)
     kps = rng.uniform(0, 600, (num_people, 17, 3)).round(1)
     kps[..., 2] = rng.integers(0, 3, (num_people, 17))
     poly = rng.uniform(0, 600, (num_people, 32)).round(2)
-    anns = [{"segmentation": [poly[k].tolist()], "num_keypoints": int((kps[k, :, 2] > 0).sum()),
-             "area": float(wh[k, 0] * wh[k, 1]), "iscrowd": 0, "keypoints": kps[k].reshape(-1).tolist(),
-             "image_id": int(owners[k]), "bbox": [*xy[k].tolist(), *wh[k].tolist()], "category_id": 1,
-             "id": 100000 + k} for k in range(num_people)]
-    category = {"supercategory": "person", "id": 1, "name": "person", "keypoints": list(COCO_PERSON.names),
-                "skeleton": [[a + 1, b + 1] for a, b in COCO_PERSON.skeleton]}
+    anns = [
+        {
+            "segmentation": [poly[k].tolist()],
+            "num_keypoints": int((kps[k, :, 2] > 0).sum()),
+            "area": float(wh[k, 0] * wh[k, 1]),
+            "iscrowd": 0,
+            "keypoints": kps[k].reshape(-1).tolist(),
+            "image_id": int(owners[k]),
+            "bbox": [*xy[k].tolist(), *wh[k].tolist()],
+            "category_id": 1,
+            "id": 100000 + k,
+        }
+        for k in range(num_people)
+    ]
+    category = {
+        "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "keypoints": list(COCO_PERSON.names),
+        "skeleton": [[a + 1, b + 1] for a, b in COCO_PERSON.skeleton],
+    }
     ann_file = ann_dir / "person_keypoints_train2017.json"
-    ann_file.write_text(json.dumps({"info": {}, "licenses": [], "images": images, "annotations": anns,
-                                    "categories": [category]}))
+    ann_file.write_text(
+        json.dumps({"info": {}, "licenses": [], "images": images, "annotations": anns, "categories": [category]})
+    )
     return ann_file, image_dir
 
 
@@ -67,9 +92,11 @@ def main() -> None:
     cpu = time.process_time()
     report = check_split(ann_file, image_dir, COCO_PERSON.num_joints)
     check_cpu = time.process_time() - cpu
-    print(f"{ann_file} ({ann_file.stat().st_size / 2**20:.0f} MiB): json.load {bare:.2f} s wall / {bare_cpu:.2f} s "
-          f"CPU | pre-flight {report.seconds:.2f} s wall / {check_cpu:.2f} s CPU ({report.num_images} images, "
-          f"{report.num_annotations} annotations, {len(report.problems)} problems)")
+    print(
+        f"{ann_file} ({ann_file.stat().st_size / 2**20:.0f} MiB): json.load {bare:.2f} s wall / {bare_cpu:.2f} s "
+        f"CPU | pre-flight {report.seconds:.2f} s wall / {check_cpu:.2f} s CPU ({report.num_images} images, "
+        f"{report.num_annotations} annotations, {len(report.problems)} problems)"
+    )
 
 
 if __name__ == "__main__":

@@ -92,15 +92,30 @@ def bench_loader(root: Path, original_src: Path | None, rounds: int, limit: int 
     module = bench_data.bare_module()
     ours_set = CocoPoseDataset(image_dir, ann, **bench_data.DEFAULTS)
     if original_src is not None:
-        base_set, base_name, base_collate = bench_data.original_dataset(original_src, root), "original multi_pose.py", None
+        base_set, base_name, base_collate = (
+            bench_data.original_dataset(original_src, root),
+            "original multi_pose.py",
+            None,
+        )
     else:
         base_set = CocoPoseDataset(image_dir, ann, input_format="float", joint_heatmaps="dense")
         base_name, base_collate = "centerpose input_format=float + dense hm_hp", collate_samples
     subset = (lambda ds: torch.utils.data.Subset(ds, range(min(limit, len(ds))))) if limit else (lambda ds: ds)
-    loaders = {"ours": (DataLoader(subset(ours_set), batch_size=BATCH, shuffle=True, collate_fn=collate_samples),
-                        module.on_after_batch_transfer),
-               "base": (DataLoader(subset(base_set), batch_size=BATCH, shuffle=True,
-                                   **({"collate_fn": base_collate} if base_collate else {})), None)}
+    loaders = {
+        "ours": (
+            DataLoader(subset(ours_set), batch_size=BATCH, shuffle=True, collate_fn=collate_samples),
+            module.on_after_batch_transfer,
+        ),
+        "base": (
+            DataLoader(
+                subset(base_set),
+                batch_size=BATCH,
+                shuffle=True,
+                **({"collate_fn": base_collate} if base_collate else {}),
+            ),
+            None,
+        ),
+    }
     best = {k: float("inf") for k in loaders}
     totals = {k: [0, 0.0] for k in loaders}
     for _ in range(rounds):
@@ -110,8 +125,14 @@ def bench_loader(root: Path, original_src: Path | None, rounds: int, limit: int 
             totals[k][1] += cpu
             best[k] = min(best[k], cpu / n)
     rate = {k: n / cpu for k, (n, cpu) in totals.items()}
-    return {"ours": rate["ours"], "base": rate["base"], "base_name": base_name, "unit": "images/s (one core)",
-            "higher": True, "note": f"best rounds x{best['base'] / best['ours']:.2f}"}
+    return {
+        "ours": rate["ours"],
+        "base": rate["base"],
+        "base_name": base_name,
+        "unit": "images/s (one core)",
+        "higher": True,
+        "note": f"best rounds x{best['base'] / best['ours']:.2f}",
+    }
 
 
 # ------------------------------------------------------------------ 2. decode + post-process
@@ -149,15 +170,22 @@ def bench_decode_post(original_src: Path | None, batch: int, K: int, runs: int) 
         cs, ss = [np.array([320.0, 320.0], np.float32)] * batch, [640.0] * batch
 
         def base() -> None:  # MultiPoseDetector.process's decode, then post_process's numpy per image
-            dets = orig_decode(heads["hm"], heads["wh"], heads["hps"], reg=heads["reg"], hm_hp=heads["hm_hp"],
-                               hp_offset=heads["hp_offset"], K=K)
+            dets = orig_decode(
+                heads["hm"],
+                heads["wh"],
+                heads["hps"],
+                reg=heads["reg"],
+                hm_hp=heads["hm_hp"],
+                hp_offset=heads["hp_offset"],
+                K=K,
+            )
             dets = dets.detach().cpu().numpy()
             out = post(dets.copy(), cs, ss, size, size)
             [np.array(o[1], dtype=np.float32).reshape(-1, 39) for o in out]
 
         base_name = "original multi_pose_decode + multi_pose_post_process"
     else:
-        one = [({k: v[i:i + 1] for k, v in heads.items()}, c[i:i + 1], s[i:i + 1]) for i in range(batch)]
+        one = [({k: v[i : i + 1] for k, v in heads.items()}, c[i : i + 1], s[i : i + 1]) for i in range(batch)]
 
         def base() -> None:
             for h, ci, si in one:
@@ -166,8 +194,14 @@ def bench_decode_post(original_src: Path | None, batch: int, K: int, runs: int) 
         base_name = "centerpose decode, image by image (batch 1)"
     with torch.inference_mode():
         ms = interleaved_ms({"ours": ours, "base": base}, warmup=1, runs=runs)
-    return {"ours": ms["ours"] / batch, "base": ms["base"] / batch, "base_name": base_name,
-            "unit": f"ms/image (batch {batch}, K={K})", "higher": False, "note": ""}
+    return {
+        "ours": ms["ours"] / batch,
+        "base": ms["base"] / batch,
+        "base_name": base_name,
+        "unit": f"ms/image (batch {batch}, K={K})",
+        "higher": False,
+        "note": "",
+    }
 
 
 # ------------------------------------------------------------------ 3. DLA-34 forward
@@ -176,8 +210,9 @@ def original_dla34(original_src: Path) -> torch.nn.Module:
     with original_modules(original_src, ("models",)):
         net = importlib.import_module("models.networks.pose_dla_dcn")
         heads = {"hm": 1, "wh": 2, "hps": 34, "reg": 2, "hm_hp": 17, "hp_offset": 2}
-        return net.DLASeg("dla34", heads, pretrained=False, down_ratio=4, final_kernel=1, last_level=5,
-                          head_conv=256).eval()
+        return net.DLASeg(
+            "dla34", heads, pretrained=False, down_ratio=4, final_kernel=1, last_level=5, head_conv=256
+        ).eval()
 
 
 def bench_forward(original_src: Path | None, size: int, runs: int) -> dict[str, object]:
@@ -195,22 +230,38 @@ def bench_forward(original_src: Path | None, size: int, runs: int) -> dict[str, 
             x = torch.randn(1, 3, size, size)
             with torch.inference_mode():
                 ms = interleaved_ms({"ours": lambda: ours_net(x), "base": lambda: theirs(x)}, warmup=1, runs=runs)
-            return {"ours": ms["ours"], "base": ms["base"], "base_name": "original DLASeg (DCNv2)",
-                    "unit": f"ms (batch 1, {size}^2)", "higher": False, "note": note}
+            return {
+                "ours": ms["ours"],
+                "base": ms["base"],
+                "base_name": "original DLASeg (DCNv2)",
+                "unit": f"ms (batch 1, {size}^2)",
+                "higher": False,
+                "note": note,
+            }
     med, diff = bench_dcn.bench_network("dla34", size, warmup=1, runs=runs)
     note = "; ".join(x for x in (note, f"outputs equal within {diff:.1e}") if x)
-    return {"ours": med["sampling"], "base": med["torchvision"],
-            "base_name": "centerpose DLA-34, DCN on torchvision deform_conv2d", "unit": f"ms (batch 1, {size}^2)",
-            "higher": False, "note": note}
+    return {
+        "ours": med["sampling"],
+        "base": med["torchvision"],
+        "base_name": "centerpose DLA-34, DCN on torchvision deform_conv2d",
+        "unit": f"ms (batch 1, {size}^2)",
+        "higher": False,
+        "note": note,
+    }
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     shared = Path(os.environ.get("CENTERPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
     ap.add_argument("--root", type=Path, default=shared / "data/coco-mini", help="coco-mini root")
-    ap.add_argument("--original-src", type=Path, default=os.environ.get("CENTERNET_REPO") or None,
-                    help="a xingyizhou/CenterNet checkout (default: $CENTERNET_REPO)")
+    ap.add_argument(
+        "--original-src",
+        type=Path,
+        default=os.environ.get("CENTERNET_REPO") or None,
+        help="a xingyizhou/CenterNet checkout (default: $CENTERNET_REPO)",
+    )
     ap.add_argument("--rounds", type=int, default=5, help="alternating loader rounds")
     ap.add_argument("--data-limit", type=int, default=None, help="first N train images only")
     ap.add_argument("--decode-batch", type=int, default=32)
@@ -218,8 +269,12 @@ def main() -> int:
     ap.add_argument("--decode-runs", type=int, default=5)
     ap.add_argument("--forward-size", type=int, default=512)
     ap.add_argument("--forward-runs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="torch threads of the decode and forward figures (the loader always runs on one)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch threads of the decode and forward figures (the loader always runs on one)",
+    )
     args = ap.parse_args()
     src = Path(args.original_src) if args.original_src else None
     rows = []
@@ -231,8 +286,10 @@ def main() -> int:
     rows.append(("DLA-34 forward", bench_forward(src, args.forward_size, args.forward_runs)))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"# {cpu_name()}, {os.cpu_count()} CPUs; loader 1 thread, decode/forward {args.threads} torch thread(s); "
-          f"torch {torch.__version__}, cv2 {cv2.__version__}; load average {load:.1f} at the end")
+    print(
+        f"# {cpu_name()}, {os.cpu_count()} CPUs; loader 1 thread, decode/forward {args.threads} torch thread(s); "
+        f"torch {torch.__version__}, cv2 {cv2.__version__}; load average {load:.1f} at the end"
+    )
     print(f"# baseline: {'the original at ' + str(src) if src else 'CENTERNET_REPO not set: the package own paths'}")
     print(f"{'figure':<22} {'unit':<28} {'ours':>9} {'baseline':>9} {'speed-up':>8}  baseline / note")
     for name, r in rows:

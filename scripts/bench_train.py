@@ -77,18 +77,41 @@ def model_and_data(name: str, root: Path, batch: int, workers: int):
     """(network, training loader) of one benchmark model."""
     if name == "dla34":
         net = build_model("dla34")
-        ds = CocoPoseDataset(root / "train2017", root / "annotations" / "person_keypoints_train2017.json",
-                             input_size=512, input_format="uint8", rng="per_sample")
+        ds = CocoPoseDataset(
+            root / "train2017",
+            root / "annotations" / "person_keypoints_train2017.json",
+            input_size=512,
+            input_format="uint8",
+            rng="per_sample",
+        )
     elif name in ("quickstart", "resnet18"):
         net = experiment_network("quickstart") if name == "quickstart" else build_model("resnet18", head_conv=64)
-        syn = ensure_synthetic_coco(Path(tempfile.gettempdir()) / "centerpose_bench_synthetic", num_train=64,
-                                    num_val=16, image_size=[256, 256], seed=0)
-        ds = CocoPoseDataset(syn / "train2017", syn / "annotations" / "person_keypoints_train2017.json",
-                             input_size=256, input_format="uint8", rng="per_sample")
+        syn = ensure_synthetic_coco(
+            Path(tempfile.gettempdir()) / "centerpose_bench_synthetic",
+            num_train=64,
+            num_val=16,
+            image_size=[256, 256],
+            seed=0,
+        )
+        ds = CocoPoseDataset(
+            syn / "train2017",
+            syn / "annotations" / "person_keypoints_train2017.json",
+            input_size=256,
+            input_format="uint8",
+            rng="per_sample",
+        )
     else:
         raise ValueError(f"unknown model {name!r}; choose dla34, quickstart or resnet18")
-    loader = DataLoader(ds, batch_size=batch, shuffle=False, drop_last=True, num_workers=workers,
-                        worker_init_fn=worker_init, persistent_workers=workers > 0, collate_fn=collate_samples)
+    loader = DataLoader(
+        ds,
+        batch_size=batch,
+        shuffle=False,
+        drop_last=True,
+        num_workers=workers,
+        worker_init_fn=worker_init,
+        persistent_workers=workers > 0,
+        collate_fn=collate_samples,
+    )
     return net, loader
 
 
@@ -98,8 +121,16 @@ def to_device(batch, device):
     return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
-def run_variant(variant: str, net0: torch.nn.Module, loader: DataLoader, device: torch.device, warmup: int,
-                steps: int, compile_net: bool, budget_s: float = float("inf")) -> dict:
+def run_variant(
+    variant: str,
+    net0: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    compile_net: bool,
+    budget_s: float = float("inf"),
+) -> dict:
     """Images/s, peak memory and first loss of ``steps`` timed steps after ``warmup`` (fewer timed steps,
     at least one, once ``budget_s`` seconds of timed steps have passed)."""
     torch.manual_seed(0)
@@ -111,7 +142,7 @@ def run_variant(variant: str, net0: torch.nn.Module, loader: DataLoader, device:
     forward = torch.compile(net) if compile_net else net
     opt = torch.optim.Adam(net.parameters(), lr=1.25e-4)
     bf16 = variant.startswith("bf16")
-    autocast = (partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext)
+    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext
     it = iter(loader)
 
     def step() -> float:
@@ -148,7 +179,7 @@ def run_variant(variant: str, net0: torch.nn.Module, loader: DataLoader, device:
             done += 1
         sync()
         dt = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak - rss.base) / 2 ** 30
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak - rss.base) / 2**30
     return {"images_per_s": done * loader.batch_size / dt, "peak_gib": peak, "first_loss": first_loss, "steps": done}
 
 
@@ -156,8 +187,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["quickstart", "dla34"])
     shared = Path(os.environ.get("CENTERPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    ap.add_argument("--root", type=Path, default=shared / "data/coco-mini",
-                    help="coco-mini root (default: $CENTERPOSE_SHARED/data/coco-mini, else ../shared/data/coco-mini)")
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=shared / "data/coco-mini",
+        help="coco-mini root (default: $CENTERPOSE_SHARED/data/coco-mini, else ../shared/data/coco-mini)",
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=None, help="per-step batch (default: 32 on CUDA, 2 on CPU)")
     ap.add_argument("--steps", type=int, default=3)
@@ -165,23 +200,33 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="loader workers (default: 8 on CUDA, 0 on CPU)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--compile", action="store_true", help="also each variant with torch.compile")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds of timed steps per variant before it stops early (default: none on CUDA, 60 on CPU)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of timed steps per variant before it stops early (default: none on CUDA, 60 on CPU)",
+    )
     args = ap.parse_args()
     device = torch.device(args.device)
     batch = args.batch or (32 if device.type == "cuda" else 2)
     workers = args.workers if args.workers is not None else (8 if device.type == "cuda" else 0)
     budget = args.budget if args.budget is not None else (float("inf") if device.type == "cuda" else 60.0)
-    hw = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores, " \
-        f"{torch.get_num_threads()} threads"
-    print(f"# {hw}; torch {torch.__version__}; batch {batch}, {args.warmup} warm-up + {args.steps} timed steps, "
-          f"{workers} loader workers", flush=True)
+    hw = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"# {hw}; torch {torch.__version__}; batch {batch}, {args.warmup} warm-up + {args.steps} timed steps, "
+        f"{workers} loader workers",
+        flush=True,
+    )
     for name in args.models:
         net0, loader = model_and_data(name, args.root, batch, workers)
         print(f"\n## {name}", flush=True)
         base = None
         for variant in args.variants:
-            for compiled in ((False, True) if args.compile else (False,)):
+            for compiled in (False, True) if args.compile else (False,):
                 label = variant + ("+compile" if compiled else "")
                 try:
                     r = run_variant(variant, net0, loader, device, max(args.warmup, 1), args.steps, compiled, budget)
@@ -190,9 +235,12 @@ def main() -> None:
                     continue
                 base = base or r
                 dloss = abs(r["first_loss"] - base["first_loss"]) / abs(base["first_loss"])
-                print(f"  {label:<34s} {r['images_per_s']:8.2f} images/s  x{r['images_per_s'] / base['images_per_s']:.2f}"
-                      f"   peak {r['peak_gib']:6.2f} GiB   first loss {r['first_loss']:.4f} (vs fp32 {dloss:.1e})"
-                      f"   {r['steps']} timed step(s)", flush=True)
+                print(
+                    f"  {label:<34s} {r['images_per_s']:8.2f} images/s  x{r['images_per_s'] / base['images_per_s']:.2f}"
+                    f"   peak {r['peak_gib']:6.2f} GiB   first loss {r['first_loss']:.4f} (vs fp32 {dloss:.1e})"
+                    f"   {r['steps']} timed step(s)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

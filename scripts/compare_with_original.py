@@ -64,8 +64,10 @@ def networks_dir(original_src: Path) -> Path:
     for cand in (original_src / NETWORKS_SUBDIR, original_src):
         if (cand / "pose_dla_dcn.py").is_file():
             return cand
-    raise FileNotFoundError(f"{original_src}: no {NETWORKS_SUBDIR}/pose_dla_dcn.py; pass the root of a "
-                            "xingyizhou/CenterNet checkout (or its networks folder)")
+    raise FileNotFoundError(
+        f"{original_src}: no {NETWORKS_SUBDIR}/pose_dla_dcn.py; pass the root of a "
+        "xingyizhou/CenterNet checkout (or its networks folder)"
+    )
 
 
 def _no_download(*args, **kwargs):
@@ -145,6 +147,7 @@ def randomize(net: nn.Module, calib: torch.Tensor, gen: torch.Generator) -> None
         calib: (B, 3, H, W) random batch on which the BN running statistics are measured.
         gen: random generator (seeded by the caller).
     """
+
     def randn(t: torch.Tensor, std: float, mean: float = 0.0) -> None:
         t.copy_(torch.randn(t.shape, generator=gen) * std + mean)
 
@@ -157,7 +160,7 @@ def randomize(net: nn.Module, calib: torch.Tensor, gen: torch.Generator) -> None
             # Offset/mask convs: offsets of about a pixel (fractional, so bilinear sampling matters)
             # and masks spread around 0.5; other convs He-normal.
             is_offset = name.endswith("conv_offset_mask")
-            randn(m.weight, (1.0 if is_offset else 2.0) ** 0.5 / fan_in ** 0.5)
+            randn(m.weight, (1.0 if is_offset else 2.0) ** 0.5 / fan_in**0.5)
             if m.bias is not None:
                 randn(m.bias, 0.5 if is_offset else 0.1)
         elif isinstance(m, nn.BatchNorm2d):
@@ -185,7 +188,7 @@ def randomize(net: nn.Module, calib: torch.Tensor, gen: torch.Generator) -> None
 def read_original_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of an original ``{'epoch', 'state_dict'}`` file, ``module.`` stripped as it does."""
     sd, _ = read_original(path)
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in sd.items()}
 
 
 def heads_of_checkpoint(sd: Mapping[str, torch.Tensor], arch: str) -> tuple[dict[str, int], int]:
@@ -205,8 +208,12 @@ def heads_of_checkpoint(sd: Mapping[str, torch.Tensor], arch: str) -> tuple[dict
     return heads, next(iter(weights.values()))[0].shape[0]
 
 
-def compare_outputs(ours: list[dict[str, torch.Tensor]], theirs: list[dict[str, torch.Tensor]],
-                    tol: float, report: Callable[[str], None]) -> bool:
+def compare_outputs(
+    ours: list[dict[str, torch.Tensor]],
+    theirs: list[dict[str, torch.Tensor]],
+    tol: float,
+    report: Callable[[str], None],
+) -> bool:
     """Print one line per stack and head; True if all heads match within ``tol``."""
     ok = len(ours) == len(theirs)
     if not ok:
@@ -228,9 +235,11 @@ def compare_outputs(ours: list[dict[str, torch.Tensor]], theirs: list[dict[str, 
             scale = a[head].abs().max().item()
             passed = diff <= tol
             ok &= passed
-            report(f"  stack {s} {head:10s} {tuple(a[head].shape)!s:22s} max|diff| {diff:.3e}  "
-                   f"max|out| {scale:.3e}  rms(out) {a[head].pow(2).mean().sqrt().item():.3e}  "
-                   f"{'PASS' if passed else 'FAIL'}")
+            report(
+                f"  stack {s} {head:10s} {tuple(a[head].shape)!s:22s} max|diff| {diff:.3e}  "
+                f"max|out| {scale:.3e}  rms(out) {a[head].pow(2).mean().sqrt().item():.3e}  "
+                f"{'PASS' if passed else 'FAIL'}"
+            )
     return ok
 
 
@@ -269,14 +278,19 @@ def check_arch(net_dir: Path, arch: str, size: int, seed: int, tol: float, ckpt:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--original-src", type=Path, required=True,
-                        help="root of a xingyizhou/CenterNet checkout (src/lib/models/networks inside it)")
+    parser.add_argument(
+        "--original-src",
+        type=Path,
+        required=True,
+        help="root of a xingyizhou/CenterNet checkout (src/lib/models/networks inside it)",
+    )
     parser.add_argument("--arch", choices=[*ORIGINAL_FACTORIES, "all"], default="all")
     parser.add_argument("--size", type=int, default=512, help="input side (multiple of 128 for hourglass)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tol", type=float, default=1e-4, help="max abs difference allowed per head")
-    parser.add_argument("--ckpt", type=Path, default=None,
-                        help="an original checkpoint to use instead of random weights (one --arch)")
+    parser.add_argument(
+        "--ckpt", type=Path, default=None, help="an original checkpoint to use instead of random weights (one --arch)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
 

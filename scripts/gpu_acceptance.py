@@ -81,8 +81,18 @@ class Settings:
     def make(cls, args: argparse.Namespace) -> "Settings":
         device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
         if args.smoke:
-            s = cls(device, True, size=32, batch=2, warmup=1, steps=1, workers=min(2, os.cpu_count() or 1),
-                    loader_seconds=1.0, flip_runs=2, ort_runs=2)
+            s = cls(
+                device,
+                True,
+                size=32,
+                batch=2,
+                warmup=1,
+                steps=1,
+                workers=min(2, os.cpu_count() or 1),
+                loader_seconds=1.0,
+                flip_runs=2,
+                ort_runs=2,
+            )
         else:
             s = cls(device, False, workers=args.workers or min(8, os.cpu_count() or 1))
         s.root = args.root
@@ -101,22 +111,37 @@ def data_root(s: Settings) -> Path:
     from centerpose.data.synthetic import ensure_synthetic_coco
 
     side = max(s.size, 128)
-    return ensure_synthetic_coco(s.tmp / "synthetic", num_train=max(2 * s.batch, 8), num_val=4,
-                                 image_size=[side, side], seed=0)
+    return ensure_synthetic_coco(
+        s.tmp / "synthetic", num_train=max(2 * s.batch, 8), num_val=4, image_size=[side, side], seed=0
+    )
 
 
 def train_loader(s: Settings, workers: int) -> torch.utils.data.DataLoader:
     root = data_root(s)
-    ds = CocoPoseDataset(root / "train2017", root / "annotations" / "person_keypoints_train2017.json",
-                         input_size=s.size, input_format="uint8", joint_heatmaps="sparse", rng="per_sample")
+    ds = CocoPoseDataset(
+        root / "train2017",
+        root / "annotations" / "person_keypoints_train2017.json",
+        input_size=s.size,
+        input_format="uint8",
+        joint_heatmaps="sparse",
+        rng="per_sample",
+    )
     if len(ds) < s.batch:
         raise RuntimeError(f"{root}: {len(ds)} training images, fewer than the batch {s.batch}")
     # coco-mini is 36 images: repeated so that every worker has batches of its own in each epoch.
     repeat = max(1, -(-2 * s.batch * max(workers, 1) // len(ds)))
     ds = torch.utils.data.ConcatDataset([ds] * repeat) if repeat > 1 else ds
-    return torch.utils.data.DataLoader(ds, batch_size=s.batch, shuffle=True, drop_last=True, num_workers=workers,
-                                       worker_init_fn=worker_init, persistent_workers=workers > 0,
-                                       pin_memory=s.cuda, collate_fn=collate_samples)
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=s.batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        worker_init_fn=worker_init,
+        persistent_workers=workers > 0,
+        pin_memory=s.cuda,
+        collate_fn=collate_samples,
+    )
 
 
 _NET: dict[str, torch.nn.Module] = {}
@@ -142,13 +167,13 @@ def train_row(variant: str, compiled: bool) -> Callable[[Settings], str]:
         s.best_train = max(s.best_train, r["images_per_s"])
         peak = f", peak {r['peak_gib']:.2f} GiB" if s.cuda else ""
         return f"{r['images_per_s']:.1f} images/s ({r['steps']} steps, first loss {r['first_loss']:.4f}{peak})"
+
     return run
 
 
 def loader_row(s: Settings) -> str:
     """Images/s of the default data path with N workers, finished on the device by the module's hook."""
-    module = bench_train.CenterPoseModule(net=torch.nn.Identity(), loss=torch.nn.Identity(),
-                                          optimizer=torch.optim.SGD)
+    module = bench_train.CenterPoseModule(net=torch.nn.Identity(), loss=torch.nn.Identity(), optimizer=torch.optim.SGD)
     loader = train_loader(s, s.workers)
     n, t0, started = 0, None, time.perf_counter()
     while True:
@@ -163,8 +188,11 @@ def loader_row(s: Settings) -> str:
         if t0 is not None and (time.perf_counter() - t0 >= s.loader_seconds or time.perf_counter() - started > 60):
             break
     rate = n / (time.perf_counter() - t0) if n else float("nan")
-    beside = (f"; training steps ran at {s.best_train:.1f} images/s (best train row): loader/train "
-              f"x{rate / s.best_train:.2f}" if s.best_train else "")
+    beside = (
+        f"; training steps ran at {s.best_train:.1f} images/s (best train row): loader/train x{rate / s.best_train:.2f}"
+        if s.best_train
+        else ""
+    )
     return f"{rate:.1f} images/s with {s.workers} workers, batch {s.batch}{beside}"
 
 
@@ -187,8 +215,10 @@ def flip_row(s: Settings) -> str:
         t0 = time.perf_counter()
         pred.predict_rows_batch(images)
         many.append(time.perf_counter() - t0)
-    return (f"batch 1: {1e3 * statistics.median(one):.1f} ms/image; batch {s.batch}: "
-            f"{s.batch / statistics.median(many):.1f} images/s (flip test on, {s.size}² input)")
+    return (
+        f"batch 1: {1e3 * statistics.median(one):.1f} ms/image; batch {s.batch}: "
+        f"{s.batch / statistics.median(many):.1f} images/s (flip test on, {s.size}² input)"
+    )
 
 
 def onnx_model(s: Settings) -> Path:
@@ -210,8 +240,10 @@ def onnx_row(provider: str) -> Callable[[Settings], str]:
         if provider != "CPUExecutionProvider" and not s.cuda:
             raise Skip("no CUDA")
         if provider not in ort.get_available_providers():
-            raise Skip(f"{provider} not installed (onnxruntime {ort.__version__} has "
-                       f"{', '.join(ort.get_available_providers())})")
+            raise Skip(
+                f"{provider} not installed (onnxruntime {ort.__version__} has "
+                f"{', '.join(ort.get_available_providers())})"
+            )
         providers: list = [provider]
         if provider == "TensorrtExecutionProvider":
             providers = [(provider, {"trt_fp16_enable": True}), "CUDAExecutionProvider"]
@@ -219,8 +251,11 @@ def onnx_row(provider: str) -> Callable[[Settings], str]:
         t0 = time.perf_counter()
         session = ort.InferenceSession(str(path), providers=providers)
         build = time.perf_counter() - t0
-        feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(
-            (1, 3, s.size, s.size), dtype=np.float32)}
+        feed = {
+            session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(
+                (1, 3, s.size, s.size), dtype=np.float32
+            )
+        }
         session.run(None, feed)
         times = []
         for _ in range(s.ort_runs if provider != "CPUExecutionProvider" or s.smoke else 5):
@@ -228,8 +263,8 @@ def onnx_row(provider: str) -> Callable[[Settings], str]:
             session.run(None, feed)
             times.append(time.perf_counter() - t0)
         used = session.get_providers()[0]
-        return (f"{1e3 * statistics.median(times):.1f} ms, batch 1, {s.size}² (session {build:.1f} s; "
-                f"runs on {used})")
+        return f"{1e3 * statistics.median(times):.1f} ms, batch 1, {s.size}² (session {build:.1f} s; runs on {used})"
+
     return run
 
 
@@ -246,20 +281,47 @@ def ddp_start(s: Settings) -> None:
     root = s.tmp / "ddp_data"
     write_synthetic_coco(root, num_train=8, num_val=4, image_size=(128, 128), seed=0)
     accel = "gpu" if s.cuda else "cpu"
-    cmd = launcher + ["--standalone", "--nproc-per-node", "1", "-m", "centerpose.train",
-                      "experiment=quickstart", "data.synthetic=null", f"data.root={root}",
-                      f"data.input_size={64 if s.smoke else 128}", "data.num_workers=0", "data.batch_size=2",
-                      "data.val_batch_size=1", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-                      "backbone=timm", "backbone_name=resnet18", "callbacks=none", "logger=none",
-                      "+trainer.limit_val_batches=0", "+trainer.max_steps=3", f"trainer.accelerator={accel}",
-                      "trainer.devices=1", "trainer.strategy=ddp", f"hydra.run.dir={s.tmp / 'ddp_run'}"]
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    cmd = launcher + [
+        "--standalone",
+        "--nproc-per-node",
+        "1",
+        "-m",
+        "centerpose.train",
+        "experiment=quickstart",
+        "data.synthetic=null",
+        f"data.root={root}",
+        f"data.input_size={64 if s.smoke else 128}",
+        "data.num_workers=0",
+        "data.batch_size=2",
+        "data.val_batch_size=1",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "backbone=timm",
+        "backbone_name=resnet18",
+        "callbacks=none",
+        "logger=none",
+        "+trainer.limit_val_batches=0",
+        "+trainer.max_steps=3",
+        f"trainer.accelerator={accel}",
+        "trainer.devices=1",
+        "trainer.strategy=ddp",
+        f"hydra.run.dir={s.tmp / 'ddp_run'}",
+    ]
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     log = open(s.tmp / "ddp.log", "w")  # a file, not a pipe: a chatty child cannot block on a full pipe
-    _DDP.update(proc=subprocess.Popen(cmd, cwd=s.tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True), log=log, t0=time.perf_counter(), accel=accel)
+    _DDP.update(
+        proc=subprocess.Popen(cmd, cwd=s.tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True),
+        log=log,
+        t0=time.perf_counter(),
+        accel=accel,
+    )
 
 
 def ddp_row(s: Settings, timeout: float) -> str:
@@ -280,8 +342,10 @@ def ddp_row(s: Settings, timeout: float) -> str:
     ckpts = list((s.tmp / "ddp_run" / "checkpoints").glob("*.ckpt"))
     if not ckpts:
         raise RuntimeError("torchrun finished but wrote no checkpoint")
-    return (f"ok: 3 steps, {_DDP['accel']} x1, strategy=ddp, {time.perf_counter() - _DDP['t0']:.0f} s from launch "
-            f"({ckpts[0].name})")
+    return (
+        f"ok: 3 steps, {_DDP['accel']} x1, strategy=ddp, {time.perf_counter() - _DDP['t0']:.0f} s from launch "
+        f"({ckpts[0].name})"
+    )
 
 
 @dataclass
@@ -334,27 +398,36 @@ def run_row(row: Row, s: Settings, limit: float) -> tuple[str, str]:
 def hardware(s: Settings) -> str:
     if s.cuda:
         p = torch.cuda.get_device_properties(s.device)
-        return f"{p.name}, {p.total_memory / 2 ** 30:.0f} GiB, CUDA {torch.version.cuda}"
+        return f"{p.name}, {p.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"no CUDA: {cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     shared = Path(os.environ.get("CENTERPOSE_SHARED", REPO.parent / "shared"))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, seconds per row, any device")
     ap.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is present")
-    ap.add_argument("--root", type=Path, default=shared / "data/coco-mini",
-                    help="coco-mini root (else a synthetic set is written)")
+    ap.add_argument(
+        "--root", type=Path, default=shared / "data/coco-mini", help="coco-mini root (else a synthetic set is written)"
+    )
     ap.add_argument("--workers", type=int, default=None, help="loader workers (default: min(8, CPUs))")
-    ap.add_argument("--total-budget", type=float, default=None,
-                    help="seconds for all rows (default: 470 on a GPU, 110 with --smoke); later rows are not run")
+    ap.add_argument(
+        "--total-budget",
+        type=float,
+        default=None,
+        help="seconds for all rows (default: 470 on a GPU, 110 with --smoke); later rows are not run",
+    )
     ap.add_argument("--rows", nargs="*", default=None, help="only rows whose name contains one of these words")
     args = ap.parse_args()
     s = Settings.make(args)
@@ -363,8 +436,11 @@ def main() -> int:
     start = time.perf_counter()
     if s.smoke and any(r.run is ddp_row for r in rows):
         ddp_start(s)  # beside the other rows: on a CPU it is mostly interpreter start-up
-    print(f"# centerpose GPU acceptance{' (smoke)' if s.smoke else ''}: {hardware(s)}; torch {torch.__version__}; "
-          f"input {s.size}², batch {s.batch}, {s.warmup} warm-up + {s.steps} timed steps per train row", flush=True)
+    print(
+        f"# centerpose GPU acceptance{' (smoke)' if s.smoke else ''}: {hardware(s)}; torch {torch.__version__}; "
+        f"input {s.size}², batch {s.batch}, {s.warmup} warm-up + {s.steps} timed steps per train row",
+        flush=True,
+    )
     results = []
     for row in rows:
         left = total - (time.perf_counter() - start)
@@ -382,9 +458,11 @@ def main() -> int:
     for name, _, text, dt in results:
         print(f"| {name:<{width}} | {dt:4.0f} s | {text} |")
     failed = [r[0] for r in results if r[1] == "FAILED"]
-    print(f"\n{len(results) - len(failed)} of {len(results)} rows ok or skipped; "
-          f"{'failed: ' + ', '.join(failed) if failed else 'none failed'}; {time.perf_counter() - start:.0f} s in all",
-          flush=True)
+    print(
+        f"\n{len(results) - len(failed)} of {len(results)} rows ok or skipped; "
+        f"{'failed: ' + ', '.join(failed) if failed else 'none failed'}; {time.perf_counter() - start:.0f} s in all",
+        flush=True,
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     if "proc" in _DDP and _DDP["proc"].poll() is None:  # type: ignore[union-attr]

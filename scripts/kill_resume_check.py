@@ -23,15 +23,32 @@ import torch
 from centerpose.checkpoints.reader import read_checkpoint
 
 
-def train_command(data_root: Path, run_dir: Path, num_workers: int, rng: str, epochs: int,
-                  extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "centerpose.train", "experiment=quickstart", "data.synthetic=null",
-            f"data.root={data_root}", "data.input_size=64", f"data.num_workers={num_workers}",
-            "data.batch_size=2", "data.val_batch_size=2", f"trainer.max_epochs={epochs}",
-            "trainer.check_val_every_n_epoch=2", "trainer.enable_progress_bar=false",
-            "callbacks.rich_progress_bar=null", "callbacks.pose_images=null", "backbone=timm",
-            "backbone_name=resnet18", f"data.train_options.rng={rng}", "seed=5", f"hydra.run.dir={run_dir}",
-            *extra]
+def train_command(
+    data_root: Path, run_dir: Path, num_workers: int, rng: str, epochs: int, extra: list[str]
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "centerpose.train",
+        "experiment=quickstart",
+        "data.synthetic=null",
+        f"data.root={data_root}",
+        "data.input_size=64",
+        f"data.num_workers={num_workers}",
+        "data.batch_size=2",
+        "data.val_batch_size=2",
+        f"trainer.max_epochs={epochs}",
+        "trainer.check_val_every_n_epoch=2",
+        "trainer.enable_progress_bar=false",
+        "callbacks.rich_progress_bar=null",
+        "callbacks.pose_images=null",
+        "backbone=timm",
+        "backbone_name=resnet18",
+        f"data.train_options.rng={rng}",
+        "seed=5",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
 
 
 def env() -> dict:
@@ -106,8 +123,15 @@ def metric_rows(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in rows]
 
 
-def check(workdir: Path, num_workers: int, rng: str, epochs: int = 4, kill_after_epoch: int = 1,
-          delay: float = 0.5, timeout: float = 3600) -> dict:
+def check(
+    workdir: Path,
+    num_workers: int,
+    rng: str,
+    epochs: int = 4,
+    kill_after_epoch: int = 1,
+    delay: float = 0.5,
+    timeout: float = 3600,
+) -> dict:
     from centerpose.data.synthetic import write_synthetic_coco
 
     data = workdir / "data"
@@ -117,15 +141,21 @@ def check(workdir: Path, num_workers: int, rng: str, epochs: int = 4, kill_after
     straight, killed = workdir / f"straight_{tag}", workdir / f"killed_{tag}"
     if finished_epoch(straight / "checkpoints" / "last.ckpt") != epochs - 1:  # reuse a finished reference run
         run(train_command(data, straight, num_workers, rng, epochs, []), timeout)
-    run_killed(train_command(data, killed, num_workers, rng, epochs, []), killed, kill_after_epoch, delay,
-               timeout)
+    run_killed(train_command(data, killed, num_workers, rng, epochs, []), killed, kill_after_epoch, delay, timeout)
     killed_at = finished_epoch(killed / "checkpoints" / "last.ckpt")
     run(train_command(data, killed, num_workers, rng, epochs, ["ckpt_path=auto"]), timeout)
     worst, count, keys = max_abs_diff(straight / "checkpoints" / "last.ckpt", killed / "checkpoints" / "last.ckpt")
     rows_a, rows_b = metric_rows(straight), metric_rows(killed)
-    return {"num_workers": num_workers, "rng": rng, "resumed_after_epoch": killed_at, "tensors": count,
-            "max_abs_diff": worst, "differing": keys[:5], "metrics_rows": [len(rows_a), len(rows_b)],
-            "metrics_identical": rows_a == rows_b}
+    return {
+        "num_workers": num_workers,
+        "rng": rng,
+        "resumed_after_epoch": killed_at,
+        "tensors": count,
+        "max_abs_diff": worst,
+        "differing": keys[:5],
+        "metrics_rows": [len(rows_a), len(rows_b)],
+        "metrics_identical": rows_a == rows_b,
+    }
 
 
 def main() -> None:

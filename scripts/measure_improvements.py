@@ -54,8 +54,10 @@ def table(rows: list[tuple[str, dict, dict, float]], what: str) -> None:
     print("|---|---|---|---|---|---|")
     base = rows[0][1]["AP"]
     for name, metrics, _, seconds in rows:
-        print(f"| {name} | {metrics['AP']:.4f} | {metrics['AP'] - base:+.4f} | {metrics['AP50']:.4f} | "
-              f"{metrics['AP75']:.4f} | {seconds:.0f} |")
+        print(
+            f"| {name} | {metrics['AP']:.4f} | {metrics['AP'] - base:+.4f} | {metrics['AP50']:.4f} | "
+            f"{metrics['AP75']:.4f} | {seconds:.0f} |"
+        )
 
 
 def main() -> None:

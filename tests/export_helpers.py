@@ -42,8 +42,7 @@ def make_checkpoint(path: Path, overrides: list[str]) -> Path:
     config = resolved_config(compose("train", ["paths.output_dir=.", *overrides]))
     net = instantiate(config["model"]["net"])
     spread_scores(net)
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "centerpose_config": config}, path)
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "centerpose_config": config}, path)
     return path
 
 

@@ -21,17 +21,39 @@ from typing import Any
 
 #: exported name -> the module of this package that defines it
 _EXPORTS = {
-    **dict.fromkeys(("CenterPoseCheckpoint", "check_resumable", "checkpoint_keypoints", "load", "load_network",
-                     "net_state_dict", "save"), "format"),
+    **dict.fromkeys(
+        (
+            "CenterPoseCheckpoint",
+            "check_resumable",
+            "checkpoint_keypoints",
+            "load",
+            "load_network",
+            "net_state_dict",
+            "save",
+        ),
+        "format",
+    ),
     **dict.fromkeys(("init_from_checkpoint", "read_state_dict"), "init_from"),
     **dict.fromkeys(("CheckpointLoadError", "read_checkpoint", "read_tensors"), "reader"),
     **dict.fromkeys(("CheckpointSaveError", "SafeCheckpointIO", "clean_partial_saves"), "safe_io"),
 }
 
 __all__ = [
-    "CenterPoseCheckpoint", "CheckpointLoadError", "CheckpointSaveError", "SafeCheckpointIO", "check_resumable",
-    "checkpoint_keypoints", "clean_partial_saves", "init_from_checkpoint", "load", "load_network",
-    "net_state_dict", "read_checkpoint", "read_state_dict", "read_tensors", "save",
+    "CenterPoseCheckpoint",
+    "CheckpointLoadError",
+    "CheckpointSaveError",
+    "SafeCheckpointIO",
+    "check_resumable",
+    "checkpoint_keypoints",
+    "clean_partial_saves",
+    "init_from_checkpoint",
+    "load",
+    "load_network",
+    "net_state_dict",
+    "read_checkpoint",
+    "read_state_dict",
+    "read_tensors",
+    "save",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 

@@ -47,7 +47,7 @@ DEFAULT_INPUT_SIZE = 512
 
 def net_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The network's tensors of a CenterPoseModule state dict (``net.`` prefix removed, other keys dropped)."""
-    return {k[len(NET_PREFIX):]: v for k, v in state.items() if k.startswith(NET_PREFIX)}
+    return {k[len(NET_PREFIX) :]: v for k, v in state.items() if k.startswith(NET_PREFIX)}
 
 
 def _test_pad_of(arch: str | None) -> int | None:
@@ -86,11 +86,14 @@ def model_record(config: Mapping[str, Any], net: nn.Module | None = None) -> dic
     if codec is not None:
         codec.pop("keypoints", None)
         codec["decode"] = _plain(config.get("decode")) or _plain(codec.get("decode"))
-    return {"arch": arch, "input_size": (config.get("data") or {}).get("input_size"), "test_pad": _test_pad_of(arch),
-            "build": {k: v for k, v in net_cfg.items() if k not in _NOT_BUILD} if net_cfg else None,
-            "keypoints": _plain(keypoints) if keypoints.get("_target_") == "centerpose.keypoints.KeypointSpec"
-            else None,
-            "codec": codec}
+    return {
+        "arch": arch,
+        "input_size": (config.get("data") or {}).get("input_size"),
+        "test_pad": _test_pad_of(arch),
+        "build": {k: v for k, v in net_cfg.items() if k not in _NOT_BUILD} if net_cfg else None,
+        "keypoints": _plain(keypoints) if keypoints.get("_target_") == "centerpose.keypoints.KeypointSpec" else None,
+        "codec": codec,
+    }
 
 
 def describe(checkpoint: dict[str, Any], config: Mapping[str, Any], net: nn.Module | None = None) -> None:
@@ -187,8 +190,10 @@ def load(path: str | Path, mmap: bool = False) -> CenterPoseCheckpoint:
     ckpt = read_checkpoint(path, mmap=mmap)
     config = ckpt.get(CONFIG_KEY)
     if not config:
-        raise ValueError(f"'{path}' has no {CONFIG_KEY}: not a checkpoint written by centerpose.train "
-                         "(convert original CenterNet files with centerpose.convert)")
+        raise ValueError(
+            f"'{path}' has no {CONFIG_KEY}: not a checkpoint written by centerpose.train "
+            "(convert original CenterNet files with centerpose.convert)"
+        )
     record = ckpt.get(MODEL_KEY) or {}
     arch = record.get("arch") or (config.get("model") or {}).get("net", {}).get("backbone")
     test_pad = record.get("test_pad")
@@ -196,8 +201,17 @@ def load(path: str | Path, mmap: bool = False) -> CenterPoseCheckpoint:
         test_pad = (config.get("recipe") or {}).get("test_pad") or _test_pad_of(arch) or 31
     input_size = record.get("input_size") or (config.get("data") or {}).get("input_size") or DEFAULT_INPUT_SIZE
     extra = {k: v for k, v in ckpt.items() if k not in ("state_dict", CONFIG_KEY, MODEL_KEY)}
-    return CenterPoseCheckpoint(path, net_state_dict(ckpt.get("state_dict") or {}), config, arch,
-                                int(input_size), int(test_pad), int(ckpt.get("epoch") or 0), extra, dict(record))
+    return CenterPoseCheckpoint(
+        path,
+        net_state_dict(ckpt.get("state_dict") or {}),
+        config,
+        arch,
+        int(input_size),
+        int(test_pad),
+        int(ckpt.get("epoch") or 0),
+        extra,
+        dict(record),
+    )
 
 
 def load_network(path: str | Path) -> tuple[nn.Module, KeypointSpec]:
@@ -223,8 +237,9 @@ def checkpoint_keypoints(path: str | Path) -> KeypointSpec | None:
     return instantiate(config["keypoints"])
 
 
-def save(path: str | Path, net: nn.Module, config: Mapping[str, Any], epoch: int = 0,
-         source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def save(
+    path: str | Path, net: nn.Module, config: Mapping[str, Any], epoch: int = 0, source: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Write a weights-only centerpose checkpoint (no optimizer or loop state) atomically; returns the dict.
 
     It serves ``ckpt_path=`` of evaluate / predict / ``train=false`` and ``init_from=``; training refuses to
@@ -263,8 +278,13 @@ def check_resumable(ckpt_path: str | None) -> None:
     except CheckpointLoadError:
         return
     if not {"optimizer_states", "lr_schedulers"} <= set(ckpt):
-        other_uses = ("evaluate, predict and train=false accept it as ckpt_path=" if CONFIG_KEY in ckpt
-                      else "for evaluate / predict, convert an original CenterNet file with centerpose.convert")
-        raise ValueError(f"ckpt_path={ckpt_path} holds weights only (no optimizer, LR-scheduler or loop "
-                         "state), so training cannot resume from it. Start a training from its weights with "
-                         f"init_from={ckpt_path} instead ({other_uses}).")
+        other_uses = (
+            "evaluate, predict and train=false accept it as ckpt_path="
+            if CONFIG_KEY in ckpt
+            else "for evaluate / predict, convert an original CenterNet file with centerpose.convert"
+        )
+        raise ValueError(
+            f"ckpt_path={ckpt_path} holds weights only (no optimizer, LR-scheduler or loop "
+            "state), so training cannot resume from it. Start a training from its weights with "
+            f"init_from={ckpt_path} instead ({other_uses})."
+        )

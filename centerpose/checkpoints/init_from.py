@@ -30,8 +30,10 @@ def read_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
     """
     path = resolve_weights(path) if is_zoo_name(path) else Path(path)  # a zoo name: fetched, checked
     if not path.is_file():
-        raise FileNotFoundError(f"init_from: checkpoint not found: '{path}' (download it there, or set "
-                                "init_from=null to start from the backbone's ImageNet weights)")
+        raise FileNotFoundError(
+            f"init_from: checkpoint not found: '{path}' (download it there, or set "
+            "init_from=null to start from the backbone's ImageNet weights)"
+        )
     state = state_dict_of(read_checkpoint(path, what="init_from checkpoint"))
     if not isinstance(state, dict) or not state:
         raise ValueError(f"init_from: '{path}' holds no state dict")
@@ -52,8 +54,11 @@ def init_from_checkpoint(net: nn.Module, path: str | Path) -> LoadReport:
     for key in report.unexpected:
         log.warning("init_from: dropped %s (not in the model)", key)
     if report.missing:
-        log.warning("init_from: %d model tensors not in the checkpoint keep their initial values: %s",
-                    len(report.missing), ", ".join(report.missing))
+        log.warning(
+            "init_from: %d model tensors not in the checkpoint keep their initial values: %s",
+            len(report.missing),
+            ", ".join(report.missing),
+        )
     if not report.loaded:
         raise ValueError(f"init_from: no tensor of '{path}' matches the model ({arch}); wrong architecture?")
     return report

@@ -44,7 +44,7 @@ def original_to_ours(key: str, arch: str) -> str:
     """One original key name (after ``module.`` stripping) → ours."""
     for orig, ours in _rules(arch):
         if key.startswith(orig):
-            return ours + key[len(orig):]
+            return ours + key[len(orig) :]
     return HEAD_PREFIX + key
 
 
@@ -56,19 +56,19 @@ def ours_to_original(key: str, arch: str) -> str:
     """
     for orig, ours in _rules(arch):
         if key.startswith(ours):
-            return orig + key[len(ours):]
+            return orig + key[len(ours) :]
     if key.startswith(HEAD_PREFIX):
-        return key[len(HEAD_PREFIX):]
+        return key[len(HEAD_PREFIX) :]
     raise ValueError(f"key {key!r} has no original counterpart for arch {arch!r}")
 
 
 def strip_wrapper_prefix(key: str) -> str:
     """Drop a DataParallel ``module.`` and a tensorboy ``backbone_model.`` / ``head_model.`` prefix."""
     if key.startswith("module."):
-        key = key[len("module."):]
+        key = key[len("module.") :]
     for prefix in _TB_PREFIXES:
         if key.startswith(prefix):
-            return key[len(prefix):]
+            return key[len(prefix) :]
     return key
 
 

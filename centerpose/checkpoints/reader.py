@@ -37,8 +37,9 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def read_checkpoint(path: str | Path, mmap: bool = False, map_location: MapLocation = "cpu",
-                    what: str = "checkpoint") -> dict[str, Any]:
+def read_checkpoint(
+    path: str | Path, mmap: bool = False, map_location: MapLocation = "cpu", what: str = "checkpoint"
+) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` of a file that must hold a dict.
 
     Args:
@@ -65,15 +66,17 @@ def read_checkpoint(path: str | Path, mmap: bool = False, map_location: MapLocat
                 raise
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # zip / pickle / unpickler errors of every kind: the file and the reason, one line
-        raise CheckpointLoadError(f"{what} {path} ({size} bytes) does not load with weights_only=True: "
-                                  f"{type(e).__name__}: {_first_line(e)}") from e
+        raise CheckpointLoadError(
+            f"{what} {path} ({size} bytes) does not load with weights_only=True: {type(e).__name__}: {_first_line(e)}"
+        ) from e
     if not isinstance(obj, dict):
         raise CheckpointLoadError(f"{what} {path}: holds a {type(obj).__name__}, not a checkpoint dict")
     return obj
 
 
-def strip_prefixes(state: Mapping[str, torch.Tensor],
-                   prefixes: tuple[str, ...] = WRAPPER_PREFIXES) -> dict[str, torch.Tensor]:
+def strip_prefixes(
+    state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...] = WRAPPER_PREFIXES
+) -> dict[str, torch.Tensor]:
     """Remove each wrapper prefix that *every* key carries, outermost first (``module.net.x`` -> ``x``).
 
     A prefix only some keys carry is a real name (``model.`` of a timm ``features_only`` dict is not
@@ -85,7 +88,7 @@ def strip_prefixes(state: Mapping[str, torch.Tensor],
         stripped = False
         for prefix in prefixes:
             if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
+                state = {k[len(prefix) :]: v for k, v in state.items()}
                 stripped = True
     return state
 

@@ -61,8 +61,11 @@ def clean_partial_saves(folder: str | Path) -> list[Path]:
             except OSError as e:
                 log.warning("could not remove the partial checkpoint %s: %s", tmp, e)
     if removed:
-        log.info("removed %d partial checkpoint file(s) of interrupted saves: %s", len(removed),
-                 ", ".join(p.name for p in removed))
+        log.info(
+            "removed %d partial checkpoint file(s) of interrupted saves: %s",
+            len(removed),
+            ", ".join(p.name for p in removed),
+        )
     return removed
 
 
@@ -77,8 +80,9 @@ class SafeCheckpointIO(TorchCheckpointIO):
         super().__init__()
         self.verify = verify
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
-                        storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
         path = Path(path)
         tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
         try:
@@ -101,7 +105,8 @@ class SafeCheckpointIO(TorchCheckpointIO):
             except CheckpointLoadError as e:
                 raise CheckpointSaveError(f"checkpoint {path} was written but does not read back: {e}") from e
 
-    def load_checkpoint(self, path: str | os.PathLike, map_location: Any | None = None,
-                        weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         # Always weights_only=True (the reader's), whatever the caller or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD asks.
         return read_checkpoint(path, map_location=map_location or (lambda storage, loc: storage))

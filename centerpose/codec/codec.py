@@ -38,9 +38,17 @@ class CenterPoseCodec:
         decode: :class:`DecodeOptions` (or a mapping of them).
     """
 
-    def __init__(self, keypoints: KeypointSpec = COCO_PERSON, input_size: int = 512, down_ratio: int = 4,
-                 max_objs: int = 32, dense_hp: bool = False, corrected_radius: bool = False,
-                 joint_radius: str = "box", decode: DecodeOptions | Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        keypoints: KeypointSpec = COCO_PERSON,
+        input_size: int = 512,
+        down_ratio: int = 4,
+        max_objs: int = 32,
+        dense_hp: bool = False,
+        corrected_radius: bool = False,
+        joint_radius: str = "box",
+        decode: DecodeOptions | Mapping[str, Any] | None = None,
+    ) -> None:
         if int(down_ratio) < 1 or int(input_size) % int(down_ratio):
             raise ValueError(f"CenterPoseCodec: input_size {input_size} is not a multiple of down_ratio {down_ratio}")
         self.keypoints = keypoints
@@ -64,21 +72,38 @@ class CenterPoseCodec:
         """A copy with constructor arguments changed; decode option names change :attr:`options`."""
         option_names = {f.name for f in dataclasses.fields(DecodeOptions)}
         options = self.options.replace(**{k: v for k, v in changes.items() if k in option_names})
-        args = dict(keypoints=self.keypoints, input_size=self.input_size, down_ratio=self.down_ratio,
-                    max_objs=self.max_objs, dense_hp=self.dense_hp, corrected_radius=self.corrected_radius,
-                    joint_radius=self.joint_radius)
+        args = dict(
+            keypoints=self.keypoints,
+            input_size=self.input_size,
+            down_ratio=self.down_ratio,
+            max_objs=self.max_objs,
+            dense_hp=self.dense_hp,
+            corrected_radius=self.corrected_radius,
+            joint_radius=self.joint_radius,
+        )
         args.update({"decode": options, **{k: v for k, v in changes.items() if k not in option_names}})
         return CenterPoseCodec(**args)
 
     def __repr__(self) -> str:
-        return (f"CenterPoseCodec(J={self.keypoints.num_joints}, input_size={self.input_size}, "
-                f"down_ratio={self.down_ratio}, max_objs={self.max_objs}, dense_hp={self.dense_hp}, "
-                f"corrected_radius={self.corrected_radius}, joint_radius={self.joint_radius!r}, {self.options})")
+        return (
+            f"CenterPoseCodec(J={self.keypoints.num_joints}, input_size={self.input_size}, "
+            f"down_ratio={self.down_ratio}, max_objs={self.max_objs}, dense_hp={self.dense_hp}, "
+            f"corrected_radius={self.corrected_radius}, joint_radius={self.joint_radius!r}, {self.options})"
+        )
 
     # ------------------------------------------------------------------ encode
-    def encode(self, boxes: np.ndarray, keypoints: np.ndarray, trans_output: np.ndarray,
-               trans_output_rot: np.ndarray, *, flipped: bool = False, image_width: int | None = None,
-               rot: float = 0.0, joint_heatmaps: str = "dense") -> dict[str, np.ndarray]:
+    def encode(
+        self,
+        boxes: np.ndarray,
+        keypoints: np.ndarray,
+        trans_output: np.ndarray,
+        trans_output_rot: np.ndarray,
+        *,
+        flipped: bool = False,
+        image_width: int | None = None,
+        rot: float = 0.0,
+        joint_heatmaps: str = "dense",
+    ) -> dict[str, np.ndarray]:
         """Targets of one sample (:func:`~centerpose.codec.encode.encode_pose_targets` with this codec's
         output size, ``max_objs``, skeleton and encode switches).
 
@@ -89,11 +114,22 @@ class CenterPoseCodec:
             joint_heatmaps: "dense" draws ``hm_hp``; "sparse" returns ``hp_radius`` for
                 :func:`~centerpose.codec.device_heatmaps.draw_joint_heatmaps` to draw the batch's maps.
         """
-        return encode_pose_targets(boxes, keypoints, trans_output, trans_output_rot, flipped=flipped,
-                                   image_width=image_width, rot=rot, output_size=self.output_size,
-                                   max_objs=self.max_objs, keypoints_spec=self.keypoints, dense_hp=self.dense_hp,
-                                   corrected_radius=self.corrected_radius, joint_heatmaps=joint_heatmaps,
-                                   joint_radius=self.joint_radius)
+        return encode_pose_targets(
+            boxes,
+            keypoints,
+            trans_output,
+            trans_output_rot,
+            flipped=flipped,
+            image_width=image_width,
+            rot=rot,
+            output_size=self.output_size,
+            max_objs=self.max_objs,
+            keypoints_spec=self.keypoints,
+            dense_hp=self.dense_hp,
+            corrected_radius=self.corrected_radius,
+            joint_heatmaps=joint_heatmaps,
+            joint_radius=self.joint_radius,
+        )
 
     # ------------------------------------------------------------------ decode
     def decode(self, heads: Mapping[str, Tensor], meta: Mapping[str, Any], *, scale: float = 1.0) -> Poses:
@@ -117,8 +153,9 @@ class CenterPoseCodec:
         the sigmoid, and the flip merge with this codec's ``down_ratio`` when ``flip_test`` is on."""
         return head_probabilities(heads, self.options, self.keypoints, self.down_ratio)
 
-    def decode_probabilities(self, probs: Mapping[str, Tensor], meta: Mapping[str, Any], *,
-                             scale: float = 1.0) -> Poses:
+    def decode_probabilities(
+        self, probs: Mapping[str, Tensor], meta: Mapping[str, Any], *, scale: float = 1.0
+    ) -> Poses:
         """People in image pixels from heads that already hold probabilities (:meth:`probabilities`, or
         the ground-truth heads of :func:`~centerpose.codec.oracle.oracle_outputs`); see :meth:`decode`."""
         dets, kp_scores = decode_probabilities(probs, self.options)

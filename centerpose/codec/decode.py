@@ -26,8 +26,17 @@ from torch import Tensor
 from centerpose.codec.ops import clamped_sigmoid, gather_cells, joint_offsets_at
 from centerpose.codec.options import SNAP_MODES, SnapMode, TieBreak
 
-__all__ = ["SNAP_MODES", "SnapMode", "TieBreak", "decode", "heatmap_nms", "is_exporting", "sigmoid_outputs",
-           "topk_detections", "topk_per_channel"]
+__all__ = [
+    "SNAP_MODES",
+    "SnapMode",
+    "TieBreak",
+    "decode",
+    "heatmap_nms",
+    "is_exporting",
+    "sigmoid_outputs",
+    "topk_detections",
+    "topk_per_channel",
+]
 
 # "weighted" snapping: a candidate's proximity weight falls as a Gaussian of its distance from the regressed
 # joint, this fraction of the person's longer box side (the hard limit stays 0.3 of it).
@@ -115,8 +124,9 @@ def _ranked(values: Tensor, k: int, tie_break: TieBreak) -> tuple[Tensor, Tensor
     raise ValueError(f"decode: tie_break must be 'topk' or 'stable', got {tie_break!r}")
 
 
-def topk_detections(heat: Tensor, k: int, tie_break: TieBreak = "topk"
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def topk_detections(
+    heat: Tensor, k: int, tie_break: TieBreak = "topk"
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The original's two-stage top-K over classes and cells (``_topk``).
 
     Stage (a) ranks each class's H·W cells; stage (b) re-ranks the C·K survivors. The two calls keep the
@@ -142,8 +152,7 @@ def topk_detections(heat: Tensor, k: int, tie_break: TieBreak = "topk"
     return scores, inds, classes, ys, xs
 
 
-def topk_per_channel(heat: Tensor, k: int, tie_break: TieBreak = "topk"
-                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def topk_per_channel(heat: Tensor, k: int, tie_break: TieBreak = "topk") -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Top-K cells of every channel separately (``_topk_channel``).
 
     Args:
@@ -178,8 +187,9 @@ def _window_max_at(heat: Tensor, inds: Tensor, radius: int) -> Tensor:
     return heat.reshape(b, c, h * w).gather(2, window).reshape(*inds.shape, -1).amax(dim=-1)
 
 
-def _strong_peaks_by_scan(heat: Tensor, k: int, thresh: float, tie_break: TieBreak, nms_kernel: int
-                          ) -> tuple[Tensor, Tensor]:
+def _strong_peaks_by_scan(
+    heat: Tensor, k: int, thresh: float, tie_break: TieBreak, nms_kernel: int
+) -> tuple[Tensor, Tensor]:
     """:func:`topk_per_channel` of ``heatmap_nms(heat)`` for the peaks above ``thresh``, from a wider top-k
     of the raw map instead of the NMS of every cell (eager only: the channels it cannot settle are redone).
 
@@ -199,7 +209,7 @@ def _strong_peaks_by_scan(heat: Tensor, k: int, thresh: float, tie_break: TieBre
     raw_score, raw_ind = torch.topk(flat, wide)  # (B, C, k')
     peak = (raw_score == _window_max_at(heat, raw_ind, (nms_kernel - 1) // 2)) & (raw_score > thresh)
     # found peaks first, in descending score (a stable sort keeps the raw top-k' order)
-    order = torch.sort((~peak).to(torch.uint8), dim=2, stable=True).indices[..., :k + 1]
+    order = torch.sort((~peak).to(torch.uint8), dim=2, stable=True).indices[..., : k + 1]
     found = peak.gather(2, order)  # (B, C, k+1): True, then False
     scores = torch.where(found, raw_score.gather(2, order), torch.full_like(raw_score[..., :1], -1.0))
     inds = raw_ind.gather(2, order)
@@ -219,8 +229,18 @@ def _strong_peaks_by_scan(heat: Tensor, k: int, thresh: float, tie_break: TieBre
     return scores, inds
 
 
-def _snap(jx: Tensor, jy: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tensor | None, k: int,
-          thresh: float, tie_break: TieBreak, snap: SnapMode, nms_kernel: int) -> tuple[Tensor, Tensor]:
+def _snap(
+    jx: Tensor,
+    jy: Tensor,
+    bboxes: Tensor,
+    hm_hp: Tensor,
+    hp_offset: Tensor | None,
+    k: int,
+    thresh: float,
+    tie_break: TieBreak,
+    snap: SnapMode,
+    nms_kernel: int,
+) -> tuple[Tensor, Tensor]:
     """Move regressed joints onto nearby keypoint-heatmap peaks (§3.2 step 6, QUIRK E9).
 
     Args:
@@ -286,8 +306,7 @@ def _snap(jx: Tensor, jy: Tensor, bboxes: Tensor, hm_hp: Tensor, hp_offset: Tens
         min_dist = dist.gather(3, min_ind.unsqueeze(3)).squeeze(3)
     bx, by = cand_x.gather(2, min_ind), cand_y.gather(2, min_ind)  # (B, J, Kd)
     best_score = cand_score.gather(2, min_ind)
-    reject = ((bx < left) | (bx > right) | (by < top) | (by > bottom)
-              | (best_score < thresh) | (min_dist > limit))
+    reject = (bx < left) | (bx > right) | (by < top) | (by > bottom) | (best_score < thresh) | (min_dist > limit)
     return torch.where(reject, jx, bx), torch.where(reject, jy, by)
 
 
@@ -300,9 +319,17 @@ def _heat_at(hm_hp: Tensor, jx: Tensor, jy: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float = 0.1,
-           tie_break: TieBreak = "topk", snap: SnapMode = "nearest", rescore: bool = False,
-           return_kp_scores: bool = False, nms_kernel: int = 3) -> Tensor | tuple[Tensor, Tensor]:
+def decode(
+    outputs: Mapping[str, Tensor],
+    K: int = 100,
+    *,
+    hm_hp_thresh: float = 0.1,
+    tie_break: TieBreak = "topk",
+    snap: SnapMode = "nearest",
+    rescore: bool = False,
+    return_kp_scores: bool = False,
+    nms_kernel: int = 3,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Decode one stack's head outputs into K detections per image (``multi_pose_decode``).
 
     Heads used: ``hm`` (B, C, H, W) and ``hm_hp`` (B, J, H, W) as **probabilities**; ``hps`` (B, 2J, H, W),
@@ -336,8 +363,9 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
     heat = outputs["hm"]
     hps = outputs["hps"]
     if heat.dim() != 4 or hps.dim() != 4 or hps.shape[1] % 2:
-        raise ValueError(f"decode: expected hm (B,C,H,W) and hps (B,2J,H,W), got {tuple(heat.shape)} "
-                         f"and {tuple(hps.shape)}")
+        raise ValueError(
+            f"decode: expected hm (B,C,H,W) and hps (B,2J,H,W), got {tuple(heat.shape)} and {tuple(hps.shape)}"
+        )
     b = heat.shape[0]
     j = hps.shape[1] // 2
 
@@ -359,8 +387,7 @@ def decode(outputs: Mapping[str, Tensor], K: int = 100, *, hm_hp_thresh: float =
 
     hm_hp = outputs.get("hm_hp")
     if hm_hp is not None:
-        jx, jy = _snap(jx, jy, bboxes, hm_hp, outputs.get("hp_offset"), K, hm_hp_thresh, tie_break, snap,
-                       nms_kernel)
+        jx, jy = _snap(jx, jy, bboxes, hm_hp, outputs.get("hp_offset"), K, hm_hp_thresh, tie_break, snap, nms_kernel)
 
     kps = torch.stack([jx, jy], dim=3).transpose(1, 2).reshape(b, K, 2 * j)
     dets = torch.cat([bboxes, scores.unsqueeze(2), kps, classes.unsqueeze(2).to(heat.dtype)], dim=2)

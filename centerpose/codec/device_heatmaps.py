@@ -28,8 +28,14 @@ RADIUS_KEY = "hp_radius"
 METHODS = ("auto", "numpy", "torch")
 
 
-def draw_joint_heatmaps(hp_ind: torch.Tensor, hp_mask: torch.Tensor, hp_radius: torch.Tensor, num_joints: int,
-                        map_size: tuple[int, int] | int, method: str = "auto") -> torch.Tensor:
+def draw_joint_heatmaps(
+    hp_ind: torch.Tensor,
+    hp_mask: torch.Tensor,
+    hp_radius: torch.Tensor,
+    num_joints: int,
+    map_size: tuple[int, int] | int,
+    method: str = "auto",
+) -> torch.Tensor:
     """The joint heatmaps of a batch from its sparse joint targets.
 
     Args:
@@ -48,8 +54,10 @@ def draw_joint_heatmaps(hp_ind: torch.Tensor, hp_mask: torch.Tensor, hp_radius: 
         raise ValueError(f"draw_joint_heatmaps: method must be one of {METHODS}, got {method!r}")
     height, width = (map_size, map_size) if isinstance(map_size, int) else (int(map_size[0]), int(map_size[1]))
     if hp_ind.dim() != 2 or hp_mask.shape != hp_ind.shape or hp_radius.shape != hp_ind.shape:
-        raise ValueError(f"draw_joint_heatmaps: hp_ind, hp_mask and hp_radius must be equal (B, N*J) shapes, got "
-                         f"{tuple(hp_ind.shape)}, {tuple(hp_mask.shape)}, {tuple(hp_radius.shape)}")
+        raise ValueError(
+            f"draw_joint_heatmaps: hp_ind, hp_mask and hp_radius must be equal (B, N*J) shapes, got "
+            f"{tuple(hp_ind.shape)}, {tuple(hp_mask.shape)}, {tuple(hp_radius.shape)}"
+        )
     J = int(num_joints)
     if hp_ind.shape[1] % J:
         raise ValueError(f"draw_joint_heatmaps: {hp_ind.shape[1]} joint slots is not a multiple of J = {J}")
@@ -73,10 +81,13 @@ def finish_joint_heatmaps(batch: dict[str, Any], num_joints: int | None = None, 
     slots, people = batch["hp_ind"].shape[1], batch["ind"].shape[1]
     J = slots // people if people else int(num_joints)
     if num_joints is not None and int(num_joints) != J:
-        raise ValueError(f"finish_joint_heatmaps: the batch has {slots} joint slots for {people} people (J = {J}) "
-                         f"but J = {num_joints} was expected")
-    batch["hm_hp"] = draw_joint_heatmaps(batch["hp_ind"], batch["hp_mask"], batch.pop(RADIUS_KEY), J,
-                                         tuple(batch["hm"].shape[-2:]), method)
+        raise ValueError(
+            f"finish_joint_heatmaps: the batch has {slots} joint slots for {people} people (J = {J}) "
+            f"but J = {num_joints} was expected"
+        )
+    batch["hm_hp"] = draw_joint_heatmaps(
+        batch["hp_ind"], batch["hp_mask"], batch.pop(RADIUS_KEY), J, tuple(batch["hm"].shape[-2:]), method
+    )
     return batch
 
 

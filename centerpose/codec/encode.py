@@ -36,12 +36,23 @@ def coco_boxes_to_xyxy(bboxes_xywh) -> np.ndarray:
     return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1).astype(np.float32)
 
 
-def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: np.ndarray,
-                        trans_output_rot: np.ndarray, *, flipped: bool = False, image_width: int | None = None,
-                        rot: float = 0.0, output_size: int = 128, max_objs: int = 32,
-                        keypoints_spec: KeypointSpec = COCO_PERSON, dense_hp: bool = False,
-                        corrected_radius: bool = False, joint_heatmaps: str = "dense",
-                        joint_radius: str = "box") -> dict[str, np.ndarray]:
+def encode_pose_targets(
+    boxes: np.ndarray,
+    keypoints: np.ndarray,
+    trans_output: np.ndarray,
+    trans_output_rot: np.ndarray,
+    *,
+    flipped: bool = False,
+    image_width: int | None = None,
+    rot: float = 0.0,
+    output_size: int = 128,
+    max_objs: int = 32,
+    keypoints_spec: KeypointSpec = COCO_PERSON,
+    dense_hp: bool = False,
+    corrected_radius: bool = False,
+    joint_heatmaps: str = "dense",
+    joint_radius: str = "box",
+) -> dict[str, np.ndarray]:
     """Encode the people of one sample into the original's ``multi_pose`` targets.
 
     Args:
@@ -85,7 +96,9 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
         raise ValueError(f"encode_pose_targets: joint_radius must be one of {JOINT_RADII}, got {joint_radius!r}")
     sparse = joint_heatmaps == "sparse"
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, J, 3) if len(boxes) else np.zeros((0, J, 3), np.float32)
+    keypoints = (
+        np.asarray(keypoints, dtype=np.float32).reshape(-1, J, 3) if len(boxes) else np.zeros((0, J, 3), np.float32)
+    )
     if len(keypoints) != len(boxes):
         raise ValueError(f"encode_pose_targets: {len(boxes)} boxes but {len(keypoints)} keypoint sets")
     n = min(len(boxes), N)
@@ -105,7 +118,7 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
     corners = b.reshape(n * 2, 2)
     if trans_output_rot is trans_output or np.array_equal(trans_output_rot, trans_output):
         moved = affine_transform(np.concatenate([corners, pts[:, :, :2].reshape(n * J, 2)]), trans_output)
-        b, joints_xy = moved[:2 * n].reshape(n, 4), moved[2 * n:].reshape(n, J, 2)
+        b, joints_xy = moved[: 2 * n].reshape(n, 4), moved[2 * n :].reshape(n, J, 2)
     else:
         b = affine_transform(corners, trans_output).reshape(n, 4)
         joints_xy = affine_transform(pts[:, :, :2], trans_output_rot)
@@ -166,7 +179,7 @@ def encode_pose_targets(boxes: np.ndarray, keypoints: np.ndarray, trans_output: 
         gt_det[:, 0:2] = ct - half
         gt_det[:, 2:4] = ct + half
         gt_det[:, 4] = 1
-        gt_det[:, 5:5 + 2 * J] = kp_xy.reshape(k, 2 * J)
+        gt_det[:, 5 : 5 + 2 * J] = kp_xy.reshape(k, 2 * J)
     out["gt_det"] = gt_det
 
     if rot != 0:  # QUIRK D4: rotated samples train only the joint heatmaps and offsets
@@ -191,7 +204,9 @@ def affine_transform(points, matrix: np.ndarray) -> np.ndarray:
     p = np.asarray(points, dtype=np.float32).astype(np.float64)
     m = np.asarray(matrix, dtype=np.float64)
     x, y = p[..., 0], p[..., 1]
-    return np.stack([x * m[0, 0] + y * m[0, 1] + m[0, 2], x * m[1, 0] + y * m[1, 1] + m[1, 2]], axis=-1).astype(np.float32)
+    return np.stack([x * m[0, 0] + y * m[0, 1] + m[0, 2], x * m[1, 0] + y * m[1, 1] + m[1, 2]], axis=-1).astype(
+        np.float32
+    )
 
 
 def _sigma_radii(radius: np.ndarray, spec: KeypointSpec) -> np.ndarray:
@@ -205,8 +220,7 @@ def _sigma_radii(radius: np.ndarray, spec: KeypointSpec) -> np.ndarray:
 
 def _zeros(N: int, J: int, O: int, sparse: bool = False) -> dict[str, np.ndarray]:
     # sparse: the joint heatmaps travel as per-slot radii, so the (J, O, O) map is never allocated
-    joint_maps = ({"hp_radius": np.zeros((N * J,), np.int16)} if sparse
-                  else {"hm_hp": np.zeros((J, O, O), np.float32)})
+    joint_maps = {"hp_radius": np.zeros((N * J,), np.int16)} if sparse else {"hm_hp": np.zeros((J, O, O), np.float32)}
     return {
         "hm": np.zeros((1, O, O), np.float32),
         "wh": np.zeros((N, 2), np.float32),
@@ -222,8 +236,16 @@ def _zeros(N: int, J: int, O: int, sparse: bool = False) -> dict[str, np.ndarray
     }
 
 
-def _encode_dense(out: dict[str, np.ndarray], ct_int: np.ndarray, radius: np.ndarray, kp_xy: np.ndarray,
-                  on: np.ndarray, has_kpts: np.ndarray, J: int, O: int) -> None:
+def _encode_dense(
+    out: dict[str, np.ndarray],
+    ct_int: np.ndarray,
+    radius: np.ndarray,
+    kp_xy: np.ndarray,
+    on: np.ndarray,
+    has_kpts: np.ndarray,
+    J: int,
+    O: int,
+) -> None:
     """``--dense_hp`` targets (§1.4.5). Sequential over people: a person's dense offsets win where
     its Gaussian is ≥ the centre heatmap of the *earlier* people, so ``hm`` is drawn as we go."""
     hm = out["hm"][0]
@@ -237,7 +259,7 @@ def _encode_dense(out: dict[str, np.ndarray], ct_int: np.ndarray, radius: np.nda
         left, right = min(x, r), min(O - x, r + 1)
         top, bottom = min(y, r), min(O - y, r + 1)
         rows, cols = slice(y - top, y + bottom), slice(x - left, x + right)
-        g = gaussian_kernel(r)[r - top:r + bottom, r - left:r + right]
+        g = gaussian_kernel(r)[r - top : r + bottom, r - left : r + right]
         # Offsets from each window pixel to the joint: fl32(fl32(joint − ct_int) − (pixel − ct_int)).
         dy = np.arange(-top, bottom)[:, None]
         dx = np.arange(-left, right)[None, :]

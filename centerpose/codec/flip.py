@@ -16,8 +16,13 @@ from centerpose.keypoints import COCO_PERSON, KeypointSpec
 __all__ = ["flip_merge"]
 
 
-def flip_merge(outputs: Mapping[str, Tensor], keypoints: KeypointSpec = COCO_PERSON, *,
-               fix_offset: bool = False, down_ratio: int = 4) -> dict[str, Tensor]:
+def flip_merge(
+    outputs: Mapping[str, Tensor],
+    keypoints: KeypointSpec = COCO_PERSON,
+    *,
+    fix_offset: bool = False,
+    down_ratio: int = 4,
+) -> dict[str, Tensor]:
     """Average each image's outputs with the un-mirrored outputs of its mirror.
 
     Args:

@@ -37,17 +37,17 @@ def gaussian_radius(height, width, min_overlap: float = 0.7, corrected: bool = F
     sqrt = np.sqrt if np.ndim(height) or np.ndim(width) else math.sqrt
     b1 = height + width
     c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
-    sq1 = sqrt(b1 ** 2 - 4 * 1 * c1)
+    sq1 = sqrt(b1**2 - 4 * 1 * c1)
 
     a2 = 4
     b2 = 2 * (height + width)
     c2 = (1 - min_overlap) * width * height
-    sq2 = sqrt(b2 ** 2 - 4 * a2 * c2)
+    sq2 = sqrt(b2**2 - 4 * a2 * c2)
 
     a3 = 4 * min_overlap
     b3 = -2 * min_overlap * (height + width)
     c3 = (min_overlap - 1) * width * height
-    sq3 = sqrt(b3 ** 2 - 4 * a3 * c3)
+    sq3 = sqrt(b3**2 - 4 * a3 * c3)
 
     if corrected:
         r1 = (b1 - sq1) / 2
@@ -75,8 +75,7 @@ def radius_from_box(height, width, min_overlap: float = 0.7, corrected: bool = F
     if h.ndim == 1 and len(h) <= _SCALAR_RADII and not corrected and (h >= 0).all() and (w >= 0).all():
         # A sample's few people: gaussian_radius on Python numbers, without numpy's per-call overhead
         # (ints are exact in float64 here, sqrt is correctly rounded in both).
-        return np.array([_int_radius(hi, wi, min_overlap) for hi, wi in zip(h.tolist(), w.tolist())],
-                        dtype=np.int64)
+        return np.array([_int_radius(hi, wi, min_overlap) for hi, wi in zip(h.tolist(), w.tolist())], dtype=np.int64)
     r = gaussian_radius(np.atleast_1d(h), np.atleast_1d(w), min_overlap, corrected)
     return np.maximum(np.trunc(r), 0).astype(np.int64)
 
@@ -101,7 +100,7 @@ def gaussian_kernel(radius: int) -> np.ndarray:
     diameter = 2 * radius + 1
     sigma = diameter / 6
     m = (diameter - 1.0) / 2.0
-    y, x = np.ogrid[-m:m + 1, -m:m + 1]
+    y, x = np.ogrid[-m : m + 1, -m : m + 1]
     g = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
     g[g < np.finfo(g.dtype).eps * g.max()] = 0
     g.setflags(write=False)
@@ -134,8 +133,8 @@ def draw_gaussian(heatmap: np.ndarray, center, radius: int) -> np.ndarray:
         return heatmap
     left, right = min(x, radius), min(width - x, radius + 1)
     top, bottom = min(y, radius), min(height - y, radius + 1)
-    window = heatmap[y - top:y + bottom, x - left:x + right]
-    kernel = _kernel32(int(radius))[radius - top:radius + bottom, radius - left:radius + right]
+    window = heatmap[y - top : y + bottom, x - left : x + right]
+    kernel = _kernel32(int(radius))[radius - top : radius + bottom, radius - left : radius + right]
     np.maximum(window, kernel, out=window)
     return heatmap
 
@@ -163,11 +162,11 @@ def draw_gaussians(maps: np.ndarray, map_index, centers, radii) -> np.ndarray:
     _, height, width = maps.shape
     for m, (x, y), r in zip(map_index, centers, radii):
         if r <= x < width - r and r <= y < height - r:  # the whole kernel lies on the map
-            window = maps[m, y - r:y + r + 1, x - r:x + r + 1]
+            window = maps[m, y - r : y + r + 1, x - r : x + r + 1]
             np.maximum(window, _kernel32(r), out=window)
         elif 0 <= x < width and 0 <= y < height:
             left, right = min(x, r), min(width - x, r + 1)
             top, bottom = min(y, r), min(height - y, r + 1)
-            window = maps[m, y - top:y + bottom, x - left:x + right]
-            np.maximum(window, _kernel32(r)[r - top:r + bottom, r - left:r + right], out=window)
+            window = maps[m, y - top : y + bottom, x - left : x + right]
+            np.maximum(window, _kernel32(r)[r - top : r + bottom, r - left : r + right], out=window)
     return maps

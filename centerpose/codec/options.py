@@ -14,8 +14,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from centerpose.errors import RunError
 
-__all__ = ["DecodeOptions", "DecodeOptionsMismatch", "SIGMOIDS", "SNAP_MODES", "TIE_BREAKS", "SnapMode",
-           "TieBreak"]
+__all__ = ["DecodeOptions", "DecodeOptionsMismatch", "SIGMOIDS", "SNAP_MODES", "TIE_BREAKS", "SnapMode", "TieBreak"]
 
 TieBreak = Literal["topk", "stable"]
 SnapMode = Literal["nearest", "nearest_valid", "weighted"]
@@ -99,8 +98,14 @@ class DecodeOptions:
 
     def decode_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~centerpose.codec.decode.decode` these options set."""
-        return dict(K=int(self.K), hm_hp_thresh=float(self.hm_hp_thresh), tie_break=self.tie_break,
-                    snap=self.snap, rescore=bool(self.rescore), nms_kernel=int(self.nms_kernel))
+        return dict(
+            K=int(self.K),
+            hm_hp_thresh=float(self.hm_hp_thresh),
+            tie_break=self.tie_break,
+            snap=self.snap,
+            rescore=bool(self.rescore),
+            nms_kernel=int(self.nms_kernel),
+        )
 
     def check_matches(self, recorded: Mapping[str, Any], source: str, names: Iterable[str] | None = None) -> None:
         """Raise :class:`DecodeOptionsMismatch` (one line) when ``recorded`` decodes otherwise than these options.
@@ -116,4 +121,5 @@ class DecodeOptions:
             if mine != theirs:
                 raise DecodeOptionsMismatch(
                     f"'{source}' was exported with {name}={_spell(theirs)} inside the graph, got "
-                    f"{name}={_spell(mine)}; export again with {name}={_spell(mine)}")
+                    f"{name}={_spell(mine)}; export again with {name}={_spell(mine)}"
+                )

@@ -92,8 +92,12 @@ def gen_oracle_map(feat: Tensor | np.ndarray, ind: Tensor | np.ndarray, w: int, 
     return torch.from_numpy(out).to(feat.device) if as_torch else out
 
 
-def oracle_outputs(batch: Mapping[str, Tensor], variant: AbstractSet[str],
-                   base: Mapping[str, Tensor] | None = None, joint_offsets: str = "shared") -> dict[str, Tensor]:
+def oracle_outputs(
+    batch: Mapping[str, Tensor],
+    variant: AbstractSet[str],
+    base: Mapping[str, Tensor] | None = None,
+    joint_offsets: str = "shared",
+) -> dict[str, Tensor]:
     """Build one stack's head dict (probabilities for ``hm``/``hm_hp``) from a batch of targets.
 
     Args:
@@ -134,8 +138,9 @@ def oracle_outputs(batch: Mapping[str, Tensor], variant: AbstractSet[str],
             out["hp_offset"] = gen_oracle_map(batch["hp_offset"], batch["hp_ind"], w, h)
         else:  # one map per joint; slots are person-major (person · J + joint), so joint i's are [i::J]
             j = batch["hp_ind"].shape[1] // batch["ind"].shape[1]
-            out["hp_offset"] = torch.cat([gen_oracle_map(batch["hp_offset"][:, i::j], batch["hp_ind"][:, i::j], w, h)
-                                          for i in range(j)], dim=1)
+            out["hp_offset"] = torch.cat(
+                [gen_oracle_map(batch["hp_offset"][:, i::j], batch["hp_ind"][:, i::j], w, h) for i in range(j)], dim=1
+            )
     for name in ("wh", "reg"):
         if name in wanted:
             out[name] = gen_oracle_map(batch[name], batch["ind"], w, h)

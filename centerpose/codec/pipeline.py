@@ -21,16 +21,16 @@ from centerpose.keypoints import KeypointSpec
 __all__ = ["decode_heads", "decode_probabilities", "head_probabilities", "stack_with_mirrors"]
 
 
-def head_probabilities(heads: Mapping[str, Tensor], options: DecodeOptions, keypoints: KeypointSpec,
-                       down_ratio: int = 4) -> dict[str, Tensor]:
+def head_probabilities(
+    heads: Mapping[str, Tensor], options: DecodeOptions, keypoints: KeypointSpec, down_ratio: int = 4
+) -> dict[str, Tensor]:
     """Raw logits of one stack (batch N; N = 2B ``[images; mirrors]`` with ``options.flip_test``) → float32
     heads with ``hm``/``hm_hp`` as probabilities, batch B: the sigmoid (``options.sigmoid``; a flip merge always
     uses the plain one, as the original's detector) and the flip merge (§3.3, ``fix_flip_offset`` needs
     ``down_ratio``)."""
     heads = {k: v.float() for k, v in heads.items()}  # half-precision forwards decode in float32
     if options.flip_test:
-        return flip_merge(sigmoid_outputs(heads), keypoints, fix_offset=options.fix_flip_offset,
-                          down_ratio=down_ratio)
+        return flip_merge(sigmoid_outputs(heads), keypoints, fix_offset=options.fix_flip_offset, down_ratio=down_ratio)
     return sigmoid_outputs(heads, clamp=options.sigmoid == "clamp")
 
 
@@ -47,14 +47,16 @@ def decode_probabilities(probs: Mapping[str, Tensor], options: DecodeOptions) ->
     return decode(probs, return_kp_scores=True, **kwargs)
 
 
-def decode_heads(heads: Mapping[str, Tensor], options: DecodeOptions, keypoints: KeypointSpec,
-                 down_ratio: int = 4) -> tuple[Tensor, Tensor]:
+def decode_heads(
+    heads: Mapping[str, Tensor], options: DecodeOptions, keypoints: KeypointSpec, down_ratio: int = 4
+) -> tuple[Tensor, Tensor]:
     """Raw logits of one stack → ``dets`` (B, K, 5 + 2J + 1) in output cells and ``kp_scores`` (B, K, J):
     :func:`head_probabilities` then :func:`decode_probabilities`."""
     return decode_probabilities(head_probabilities(heads, options, keypoints, down_ratio), options)
 
 
-def stack_with_mirrors(outputs: Sequence[Mapping[str, Tensor]], mirrored: Sequence[Mapping[str, Tensor]]
-                       ) -> dict[str, Tensor]:
+def stack_with_mirrors(
+    outputs: Sequence[Mapping[str, Tensor]], mirrored: Sequence[Mapping[str, Tensor]]
+) -> dict[str, Tensor]:
     """Last stack of the images' and of their mirrors' outputs as one ``[images; mirrors]`` batch."""
     return {k: torch.cat([outputs[-1][k], mirrored[-1][k]]) for k in outputs[-1]}

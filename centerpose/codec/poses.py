@@ -56,10 +56,17 @@ class Poses:
 
     def __post_init__(self) -> None:
         b, s, k = self.boxes, self.scores, self.keypoints
-        if (tuple(b.shape[-1:]) != (4,) or tuple(b.shape[:-1]) != tuple(s.shape) or k.ndim != s.ndim + 2
-                or tuple(k.shape[:-2]) != tuple(s.shape) or k.shape[-1] != 3):
-            raise ValueError(f"Poses: expected boxes (..., N, 4), scores (..., N), keypoints (..., N, J, 3); got "
-                             f"{tuple(b.shape)}, {tuple(s.shape)}, {tuple(k.shape)}")
+        if (
+            tuple(b.shape[-1:]) != (4,)
+            or tuple(b.shape[:-1]) != tuple(s.shape)
+            or k.ndim != s.ndim + 2
+            or tuple(k.shape[:-2]) != tuple(s.shape)
+            or k.shape[-1] != 3
+        ):
+            raise ValueError(
+                f"Poses: expected boxes (..., N, 4), scores (..., N), keypoints (..., N, J, 3); got "
+                f"{tuple(b.shape)}, {tuple(s.shape)}, {tuple(k.shape)}"
+            )
 
     # ------------------------------------------------------------------ shape
     @property
@@ -90,9 +97,11 @@ class Poses:
 
     def numpy(self) -> "Poses":
         """float32 numpy fields (from the device when they are tensors)."""
+
         def conv(x: Any) -> np.ndarray:
             x = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
             return x.astype(np.float32, copy=False)
+
         return Poses(conv(self.boxes), conv(self.scores), conv(self.keypoints))
 
     def map_xy(self, fn: Any) -> "Poses":
@@ -106,8 +115,11 @@ class Poses:
     @classmethod
     def concat(cls, parts: Sequence["Poses"]) -> "Poses":
         """The people of several results of one image (e.g. test scales), in order."""
-        return cls(_cat([p.boxes for p in parts], -2), _cat([p.scores for p in parts], -1),
-                   _cat([p.keypoints for p in parts], -3))
+        return cls(
+            _cat([p.boxes for p in parts], -2),
+            _cat([p.scores for p in parts], -1),
+            _cat([p.keypoints for p in parts], -3),
+        )
 
     @classmethod
     def empty(cls, num_joints: int) -> "Poses":
@@ -123,13 +135,15 @@ class Poses:
         d = rows.shape[-1]
         if num_joints is not None and kp_scores is None and d == 5 + 3 * num_joints:
             j = num_joints
-            kp_scores = rows[..., FIRST_JOINT_COLUMN + 2 * j:]
+            kp_scores = rows[..., FIRST_JOINT_COLUMN + 2 * j :]
         elif d < 7 or (d - 5) % 2 or (num_joints is not None and d != 5 + 2 * num_joints):
-            raise ValueError(f"Poses.from_rows: rows must be (..., N, 5 + 2J) or (..., N, 5 + 3J) with num_joints, "
-                             f"got {tuple(rows.shape)}" + (f" for J={num_joints}" if num_joints else ""))
+            raise ValueError(
+                f"Poses.from_rows: rows must be (..., N, 5 + 2J) or (..., N, 5 + 3J) with num_joints, "
+                f"got {tuple(rows.shape)}" + (f" for J={num_joints}" if num_joints else "")
+            )
         else:
             j = (d - 5) // 2
-        xy = rows[..., FIRST_JOINT_COLUMN:FIRST_JOINT_COLUMN + 2 * j].reshape(*rows.shape[:-1], j, 2)
+        xy = rows[..., FIRST_JOINT_COLUMN : FIRST_JOINT_COLUMN + 2 * j].reshape(*rows.shape[:-1], j, 2)
         score = rows[..., SCORE_COLUMN]
         if kp_scores is None:
             kp_scores = _expand(score[..., None], (*score.shape, j))
@@ -150,8 +164,11 @@ class Poses:
         if d < 8 or (d - 5) % 3:
             raise ValueError(f"Poses.from_people: expected (..., N, 5 + 3J), got {tuple(people.shape)}")
         j = (d - 5) // 3
-        return cls(people[..., BOX_COLUMNS], people[..., SCORE_COLUMN],
-                   people[..., FIRST_JOINT_COLUMN:].reshape(*people.shape[:-1], j, 3))
+        return cls(
+            people[..., BOX_COLUMNS],
+            people[..., SCORE_COLUMN],
+            people[..., FIRST_JOINT_COLUMN:].reshape(*people.shape[:-1], j, 3),
+        )
 
     def people(self) -> Any:
         """(..., N, 5 + 3J) ``[box, score, x y s per joint]`` (the export decode graph's layout)."""
@@ -167,5 +184,7 @@ class Poses:
     def to_json(self) -> list[dict]:
         """One dict per person of one image: ``box``, ``score``, ``keypoints`` (J × [x, y, score])."""
         p = self.numpy()
-        return [{"box": b.tolist(), "score": float(s), "keypoints": k.tolist()}
-                for b, s, k in zip(p.boxes, p.scores, p.keypoints)]
+        return [
+            {"box": b.tolist(), "score": float(s), "keypoints": k.tolist()}
+            for b, s, k in zip(p.boxes, p.scores, p.keypoints)
+        ]

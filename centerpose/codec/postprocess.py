@@ -15,8 +15,7 @@ from torch import Tensor
 __all__ = ["to_image_coords", "split_results"]
 
 
-def to_image_coords(dets: Tensor, c: Tensor, s: Tensor, output_size: Sequence[int] | int,
-                    scale: float = 1.0) -> Tensor:
+def to_image_coords(dets: Tensor, c: Tensor, s: Tensor, output_size: Sequence[int] | int, scale: float = 1.0) -> Tensor:
     """Map decoded detections back to the original image and drop the class column.
 
     Args:

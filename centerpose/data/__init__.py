@@ -15,8 +15,21 @@ from centerpose.data.synthetic import ensure_synthetic_coco, write_synthetic_coc
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR, CornerNetColorAug, build_photometric
 
 __all__ = [
-    "COCO_MEAN_BGR", "COCO_STD_BGR", "CocoPoseDataModule", "CocoPoseDataset", "CornerNetColorAug",
-    "DatasetNotFoundError", "Geometry", "SampleRngs", "build_photometric", "center_geometry",
-    "check_coco_layout", "draw_train_geometry", "ensure_synthetic_coco", "get_affine_transform",
-    "sample_transforms", "warp_image", "write_synthetic_coco",
+    "COCO_MEAN_BGR",
+    "COCO_STD_BGR",
+    "CocoPoseDataModule",
+    "CocoPoseDataset",
+    "CornerNetColorAug",
+    "DatasetNotFoundError",
+    "Geometry",
+    "SampleRngs",
+    "build_photometric",
+    "center_geometry",
+    "check_coco_layout",
+    "draw_train_geometry",
+    "ensure_synthetic_coco",
+    "get_affine_transform",
+    "sample_transforms",
+    "warp_image",
+    "write_synthetic_coco",
 ]

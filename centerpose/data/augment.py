@@ -22,8 +22,9 @@ from centerpose.codec.encode import affine_transform  # noqa: F401  (re-exported
 CROP_SCALES = np.arange(0.6, 1.4, 0.1)
 
 
-def get_affine_transform(center, scale, rot: float, output_size: Sequence[int],
-                         shift=(0.0, 0.0), inv: bool = False) -> np.ndarray:
+def get_affine_transform(
+    center, scale, rot: float, output_size: Sequence[int], shift=(0.0, 0.0), inv: bool = False
+) -> np.ndarray:
     """The original's crop-and-resize affine map (§1.2.6), solved by ``cv2.getAffineTransform``.
 
     The three source points are built and rounded in float32 exactly as the original does, so
@@ -144,9 +145,18 @@ def center_geometry(width: int, height: int) -> Geometry:
     return Geometry(c=np.array([width / 2.0, height / 2.0], dtype=np.float32), s=max(height, width) * 1.0)
 
 
-def draw_train_geometry(width: int, height: int, rng, *, rand_crop: bool = True, shift: float = 0.1,
-                        scale: float = 0.4, rotate: float = 0.0, aug_rot: float = 0.0,
-                        flip: float = 0.5) -> Geometry:
+def draw_train_geometry(
+    width: int,
+    height: int,
+    rng,
+    *,
+    rand_crop: bool = True,
+    shift: float = 0.1,
+    scale: float = 0.4,
+    rotate: float = 0.0,
+    aug_rot: float = 0.0,
+    flip: float = 0.5,
+) -> Geometry:
     """Draw a training crop exactly as the original (§1.2 steps 2–5, QUIRKs D4, D12, D13).
 
     Args:
@@ -195,8 +205,9 @@ def sample_transforms(geo: Geometry, input_size: int, output_size: int) -> tuple
     trans_input = get_affine_transform(geo.c, geo.s, geo.rot, [input_size, input_size])
     trans_output = get_affine_transform(geo.c, geo.s, 0, [output_size, output_size])
     # Without rotation both output maps are the same solve (the default recipe never rotates).
-    trans_output_rot = (trans_output.copy() if geo.rot == 0 else
-                        get_affine_transform(geo.c, geo.s, geo.rot, [output_size, output_size]))
+    trans_output_rot = (
+        trans_output.copy() if geo.rot == 0 else get_affine_transform(geo.c, geo.s, geo.rot, [output_size, output_size])
+    )
     return trans_input, trans_output_rot, trans_output
 
 
@@ -239,8 +250,15 @@ def image_warp_matrix(trans_input: np.ndarray, geo: Geometry, width: int, factor
     return m
 
 
-def warp_image(img: np.ndarray, geo: Geometry, trans_input: np.ndarray, input_size: int, *,
-               width: int | None = None, factor: int = 1) -> np.ndarray:
+def warp_image(
+    img: np.ndarray,
+    geo: Geometry,
+    trans_input: np.ndarray,
+    input_size: int,
+    *,
+    width: int | None = None,
+    factor: int = 1,
+) -> np.ndarray:
     """Warp the (possibly reduced) decoded image with bilinear cv2 into (R, R, 3) uint8, mirrored if flipped.
 
     The flip mirrors the *raw* image (QUIRK D12); it is not a flip of the warped tensor. It and the reduction are
@@ -287,8 +305,7 @@ class SampleRngs:
     @classmethod
     def seeded(cls, seed: int) -> "SampleRngs":
         """Three independently seeded generators (for parity checks against seeded runs)."""
-        return cls(geometry=np.random.RandomState(seed), shuffle=random.Random(seed),
-                   color=np.random.RandomState(seed))
+        return cls(geometry=np.random.RandomState(seed), shuffle=random.Random(seed), color=np.random.RandomState(seed))
 
     @classmethod
     def per_sample(cls, seed: int, epoch: int, index: int) -> "SampleRngs":

@@ -30,9 +30,13 @@ _warned: set[str] = set()
 
 
 def record_bad_sample(dataset: Any, index: int, error: BadImageError) -> None:
-    entry = {"file": error.path, "reason": error.reason, "index": int(index),
-             "image_id": int(dataset.ids[index]) if hasattr(dataset, "ids") else None,
-             "split": "train" if getattr(dataset, "train", False) else "val"}
+    entry = {
+        "file": error.path,
+        "reason": error.reason,
+        "index": int(index),
+        "image_id": int(dataset.ids[index]) if hasattr(dataset, "ids") else None,
+        "split": "train" if getattr(dataset, "train", False) else "val",
+    }
     path = getattr(dataset, "bad_sample_log", None)
     if path:
         line = (json.dumps(entry) + "\n").encode()
@@ -65,8 +69,11 @@ def get_or_replace(dataset: Any, index: int, build: Callable[[int], Any]) -> Any
             return build(j)
         except BadImageError as e:
             record_bad_sample(dataset, j, e)
-    raise BadImageError(first.path, f"{first.reason}; and the next {min(MAX_TRIES, n) - 1} samples are "
-                        "unreadable too: check the image folder (python -m centerpose.check_data scan=true)")
+    raise BadImageError(
+        first.path,
+        f"{first.reason}; and the next {min(MAX_TRIES, n) - 1} samples are "
+        "unreadable too: check the image folder (python -m centerpose.check_data scan=true)",
+    )
 
 
 def read_records(path: Path) -> list[dict]:
@@ -85,8 +92,16 @@ def summarize(records: list[dict]) -> list[dict]:
     """One entry per file: reason, image id, split and how many times it was replaced."""
     files: dict[str, dict] = {}
     for r in records:
-        entry = files.setdefault(r["file"], {"file": r["file"], "image_id": r.get("image_id"),
-                                             "split": r.get("split"), "reason": r["reason"], "replaced": 0})
+        entry = files.setdefault(
+            r["file"],
+            {
+                "file": r["file"],
+                "image_id": r.get("image_id"),
+                "split": r.get("split"),
+                "reason": r["reason"],
+                "replaced": 0,
+            },
+        )
         entry["replaced"] += 1
     return list(files.values())
 
@@ -115,14 +130,20 @@ class BadSampleReport(pl.Callback):
         for entry in summary:
             if entry["file"] not in self._named:
                 self._named.add(entry["file"])
-                log.warning("bad sample replaced (%s, image %s): %s: %s", entry["split"], entry["image_id"],
-                            entry["file"], entry["reason"])
+                log.warning(
+                    "bad sample replaced (%s, image %s): %s: %s",
+                    entry["split"],
+                    entry["image_id"],
+                    entry["file"],
+                    entry["reason"],
+                )
         if summary:
             tmp = self.output_dir / "bad_samples.json.tmp"
             tmp.write_text(json.dumps(summary, indent=1))
             os.replace(tmp, self.output_dir / "bad_samples.json")
-        pl_module.log("data/bad_samples", float(len(summary)), on_step=False, on_epoch=True, sync_dist=False,
-                      rank_zero_only=True)
+        pl_module.log(
+            "data/bad_samples", float(len(summary)), on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=True
+        )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._report(trainer, pl_module)

@@ -21,12 +21,26 @@ from torch.utils.data import Dataset
 from centerpose.codec.codec import CenterPoseCodec
 from centerpose.codec.encode import JOINT_HEATMAPS, coco_boxes_to_xyxy
 from centerpose.data.bad_samples import get_or_replace
-from centerpose.data.image_io import (REDUCED_COLOR_FLAGS, BadImageError, decode_image, jpeg_size,
-                                     read_image_bytes, read_image_checked, with_image_id)
-from centerpose.data.augment import (DECODE_REDUCTIONS, Geometry, SampleRngs, center_geometry,
-                                     draw_train_geometry, reduction_factor, sample_transforms, warp_image)
-from centerpose.data.photometric import (AFFINE_KEY, GREY_BGR, IMAGE_KEY, channel_means, color_affine,
-                                         input_affine)
+from centerpose.data.image_io import (
+    REDUCED_COLOR_FLAGS,
+    BadImageError,
+    decode_image,
+    jpeg_size,
+    read_image_bytes,
+    read_image_checked,
+    with_image_id,
+)
+from centerpose.data.augment import (
+    DECODE_REDUCTIONS,
+    Geometry,
+    SampleRngs,
+    center_geometry,
+    draw_train_geometry,
+    reduction_factor,
+    sample_transforms,
+    warp_image,
+)
+from centerpose.data.photometric import AFFINE_KEY, GREY_BGR, IMAGE_KEY, channel_means, color_affine, input_affine
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR, build_photometric, normalize
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
@@ -92,16 +106,37 @@ class CocoPoseDataset(Dataset):
     on_bad_sample = "raise"
     bad_sample_log: str | None = None
 
-    def __init__(self, image_dir: str | os.PathLike, ann_file: str | os.PathLike, train: bool = True,
-                 augment: bool = True, input_size: int = 512, down_ratio: int = 4, max_objs: int = 32,
-                 keypoints: KeypointSpec = COCO_PERSON, rand_crop: bool = True, shift: float = 0.1,
-                 scale: float = 0.4, rotate: float = 0.0, aug_rot: float = 0.0, flip: float = 0.5,
-                 color_aug: bool = True, extra_transforms: Sequence[Any] | None = None, dense_hp: bool | None = None,
-                 rng: str = "original", seed: int = 0, return_gt_det: bool = False, channel_order: str = "bgr",
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 corrected_radius: bool | None = None, input_format: str = "float",
-                 codec: CenterPoseCodec | None = None, joint_heatmaps: str = "dense",
-                 decode_reduction: str = "off"):
+    def __init__(
+        self,
+        image_dir: str | os.PathLike,
+        ann_file: str | os.PathLike,
+        train: bool = True,
+        augment: bool = True,
+        input_size: int = 512,
+        down_ratio: int = 4,
+        max_objs: int = 32,
+        keypoints: KeypointSpec = COCO_PERSON,
+        rand_crop: bool = True,
+        shift: float = 0.1,
+        scale: float = 0.4,
+        rotate: float = 0.0,
+        aug_rot: float = 0.0,
+        flip: float = 0.5,
+        color_aug: bool = True,
+        extra_transforms: Sequence[Any] | None = None,
+        dense_hp: bool | None = None,
+        rng: str = "original",
+        seed: int = 0,
+        return_gt_det: bool = False,
+        channel_order: str = "bgr",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        corrected_radius: bool | None = None,
+        input_format: str = "float",
+        codec: CenterPoseCodec | None = None,
+        joint_heatmaps: str = "dense",
+        decode_reduction: str = "off",
+    ):
         from pycocotools.coco import COCO
 
         self.image_dir = Path(image_dir)
@@ -126,8 +161,9 @@ class CocoPoseDataset(Dataset):
             if input_size % down_ratio:
                 raise ValueError(f"input_size {input_size} is not a multiple of down_ratio {down_ratio}")
             codec = CenterPoseCodec(keypoints, input_size, down_ratio, max_objs)
-        switches = {k: bool(v) for k, v in (("dense_hp", dense_hp), ("corrected_radius", corrected_radius))
-                    if v is not None}
+        switches = {
+            k: bool(v) for k, v in (("dense_hp", dense_hp), ("corrected_radius", corrected_radius)) if v is not None
+        }
         self.codec = codec.replace(**switches) if switches else codec
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -138,20 +174,24 @@ class CocoPoseDataset(Dataset):
         self.train, self.augment = bool(train), bool(augment)
         self.input_size, self.output_size = self.codec.input_size, self.codec.output_size
         self.max_objs, self.keypoints = self.codec.max_objs, self.codec.keypoints
-        self.geometry_options = dict(rand_crop=rand_crop, shift=shift, scale=scale, rotate=rotate,
-                                     aug_rot=aug_rot, flip=flip)
+        self.geometry_options = dict(
+            rand_crop=rand_crop, shift=shift, scale=scale, rotate=rotate, aug_rot=aug_rot, flip=flip
+        )
         self.dense_hp, self.return_gt_det = self.codec.dense_hp, bool(return_gt_det)
         self.corrected_radius = self.codec.corrected_radius
         self.rng_mode, self.seed, self.epoch = rng, int(seed), 0
         self.channel_order = channel_order
-        self.mean = np.asarray(mean if mean is not None else
-                               (COCO_MEAN_BGR if channel_order == "bgr" else COCO_MEAN_BGR[::-1]), np.float32)
-        self.std = np.asarray(std if std is not None else
-                              (COCO_STD_BGR if channel_order == "bgr" else COCO_STD_BGR[::-1]), np.float32)
+        self.mean = np.asarray(
+            mean if mean is not None else (COCO_MEAN_BGR if channel_order == "bgr" else COCO_MEAN_BGR[::-1]), np.float32
+        )
+        self.std = np.asarray(
+            std if std is not None else (COCO_STD_BGR if channel_order == "bgr" else COCO_STD_BGR[::-1]), np.float32
+        )
         # The original's per-instance colour RNG, never reseeded by DataLoader workers (QUIRK D14).
         self.data_rng = np.random.RandomState(123)
         self.photometric, self.color_transform = build_photometric(
-            bool(color_aug), extra_transforms, to_rgb=channel_order == "rgb", color_rng=self.data_rng)
+            bool(color_aug), extra_transforms, to_rgb=channel_order == "rgb", color_rng=self.data_rng
+        )
         # User transforms work on the float image: such datasets keep the CPU float path.
         self.uint8_input = input_format == "uint8" and not extra_transforms
 
@@ -199,8 +239,16 @@ class CocoPoseDataset(Dataset):
             inputs = {IMAGE_KEY: image, AFFINE_KEY: affine}
         else:
             inputs = {"input": self.make_input(img, geo, trans_input, rngs, **view)}
-        targets = self.codec.encode(boxes, kpts, trans_output, trans_output_rot, flipped=geo.flipped,
-                                    image_width=width, rot=geo.rot, joint_heatmaps=self.joint_heatmaps)
+        targets = self.codec.encode(
+            boxes,
+            kpts,
+            trans_output,
+            trans_output_rot,
+            flipped=geo.flipped,
+            image_width=width,
+            rot=geo.rot,
+            joint_heatmaps=self.joint_heatmaps,
+        )
         gt_det = targets.pop("gt_det")
         meta: dict[str, Any] = {"img_id": int(img_id), "c": geo.c.copy(), "s": float(geo.s)}
         if self.return_gt_det:
@@ -258,8 +306,11 @@ class CocoPoseDataset(Dataset):
             img = decode_image(data, path, REDUCED_COLOR_FLAGS[factor])
             # libjpeg's scaled output is ceil(side / f); anything else means the header lied (a corrupt file).
             if img.shape[:2] != (-(-height // factor), -(-width // factor)):
-                raise BadImageError(path, f"decoded size {img.shape[1]}x{img.shape[0]} at 1/{factor} does not "
-                                          f"match the JPEG header's {width}x{height}")
+                raise BadImageError(
+                    path,
+                    f"decoded size {img.shape[1]}x{img.shape[0]} at 1/{factor} does not "
+                    f"match the JPEG header's {width}x{height}",
+                )
         except BadImageError as e:
             raise with_image_id(e, self.ids[index]) from None
         return img, geo, width, factor
@@ -290,8 +341,9 @@ class CocoPoseDataset(Dataset):
                 got = len(values) if isinstance(values, (list, tuple)) else values
                 raise ValueError(f"{where}: 'keypoints' must hold {3 * J} numbers for {J} joints, got {got!r}")
             if ann.get("category_id") != self.category_id:
-                raise ValueError(f"{where}: category_id {ann.get('category_id')!r} is not the keypoint "
-                                 f"category {self.category_id}")
+                raise ValueError(
+                    f"{where}: category_id {ann.get('category_id')!r} is not the keypoint category {self.category_id}"
+                )
             try:
                 kpts[k] = np.asarray(values, dtype=np.float32).reshape(J, 3)
             except (TypeError, ValueError) as e:
@@ -303,8 +355,16 @@ class CocoPoseDataset(Dataset):
         self._annotations[index] = parsed
         return parsed
 
-    def make_input(self, img: np.ndarray, geo: Geometry, trans_input: np.ndarray,
-                   rngs: SampleRngs | None, *, width: int | None = None, factor: int = 1) -> np.ndarray:
+    def make_input(
+        self,
+        img: np.ndarray,
+        geo: Geometry,
+        trans_input: np.ndarray,
+        rngs: SampleRngs | None,
+        *,
+        width: int | None = None,
+        factor: int = 1,
+    ) -> np.ndarray:
         """Warp, scale to [0, 1], photometric stage (when ``rngs`` is given: augmenting), normalise.
 
         Returns:
@@ -320,9 +380,16 @@ class CocoPoseDataset(Dataset):
             inp = inp[:, :, ::-1]
         return normalize(inp, self.mean, self.std)
 
-    def make_uint8_input(self, img: np.ndarray, geo: Geometry, trans_input: np.ndarray,
-                         rngs: SampleRngs | None, *, width: int | None = None,
-                         factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def make_uint8_input(
+        self,
+        img: np.ndarray,
+        geo: Geometry,
+        trans_input: np.ndarray,
+        rngs: SampleRngs | None,
+        *,
+        width: int | None = None,
+        factor: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Warp, and fold the photometric stage (drawn when ``rngs`` is given) and normalisation into
         one affine map; the same draws, in the same order, as :meth:`make_input`.
 
@@ -340,8 +407,9 @@ class CocoPoseDataset(Dataset):
             self.color_transform.bind_rngs(rngs.shuffle, rngs.color)
             p = self.color_transform.get_params()
             grey_mean = float(GREY_BGR @ channel_means(warped)) / 255.0
-            color = color_affine(p["ops"], p["alphas"], p["light"], grey_mean,
-                                 self.color_transform.eig_val, self.color_transform.eig_vec)
+            color = color_affine(
+                p["ops"], p["alphas"], p["light"], grey_mean, self.color_transform.eig_val, self.color_transform.eig_vec
+            )
         return input_affine(self.mean, self.std, channel_order=self.channel_order, color=color)
 
     def _keypoint_category(self) -> int:
@@ -353,6 +421,8 @@ class CocoPoseDataset(Dataset):
             raise ValueError(f"{self.ann_file}: no category with 'keypoints' (is this a person_keypoints file?)")
         cat = chosen[0]
         if len(cat["keypoints"]) != self.keypoints.num_joints:
-            raise ValueError(f"{self.ann_file}: category {cat.get('name')!r} has {len(cat['keypoints'])} "
-                             f"keypoints but the KeypointSpec has {self.keypoints.num_joints}")
+            raise ValueError(
+                f"{self.ann_file}: category {cat.get('name')!r} has {len(cat['keypoints'])} "
+                f"keypoints but the KeypointSpec has {self.keypoints.num_joints}"
+            )
         return int(cat["id"])

@@ -40,8 +40,11 @@ def collate_samples(samples: Sequence[Any]) -> Any:
     for key, value in first.items():
         values = [s[key] for s in samples]
         if type(value) is np.ndarray and value.dtype.kind in _NUMERIC and _stackable(values, value):
-            batch[key] = (collate_tensor_fn([torch.from_numpy(v) for v in values]) if in_worker
-                          else torch.from_numpy(np.stack(values)))
+            batch[key] = (
+                collate_tensor_fn([torch.from_numpy(v) for v in values])
+                if in_worker
+                else torch.from_numpy(np.stack(values))
+            )
         elif type(value) is dict:  # ``meta``: its arrays stacked the same way, the rest by default_collate
             batch[key] = collate_samples(values)
         else:

@@ -41,8 +41,11 @@ def check_coco_layout(root: str | Path, splits: tuple[str, ...] = ("train", "val
     missing = [str(p) for split in splits for p in coco_split_paths(root, split) if not p.exists()]
     if missing:
         raise DatasetNotFoundError(
-            f"COCO keypoint data not found under '{root}'. Missing:\n  " + "\n  ".join(missing)
-            + "\n" + COCO_HELP.format(root=root))
+            f"COCO keypoint data not found under '{root}'. Missing:\n  "
+            + "\n  ".join(missing)
+            + "\n"
+            + COCO_HELP.format(root=root)
+        )
 
 
 def worker_init(worker_id: int) -> None:
@@ -155,8 +158,9 @@ class CocoPoseDataModule(pl.LightningDataModule):
             check_coco_layout(self.root, ("train", "val"))
             self.run_preflight(("train", "val"))
             image_dir, ann_file = coco_split_paths(self.root, "train")
-            self.train_set = CocoPoseDataset(image_dir, ann_file, train=True, augment=True,
-                                             **{**self.common, **self.train_options})
+            self.train_set = CocoPoseDataset(
+                image_dir, ann_file, train=True, augment=True, **{**self.common, **self.train_options}
+            )
             self.train_set.on_bad_sample = self.on_bad_sample
         if stage in (None, "fit", "validate", "test") and self.val_set is None:
             check_coco_layout(self.root, ("val",))
@@ -172,15 +176,30 @@ class CocoPoseDataModule(pl.LightningDataModule):
             return
         from centerpose.data.preflight import check_split, enforce
 
-        reports = [check_split(ann, images, self.keypoints.num_joints, self.keypoints.category_name,
-                               train=split == "train", missing_images_fatal=self.on_bad_sample == "raise")
-                   for split in splits for images, ann in [coco_split_paths(self.root, split)]]
+        reports = [
+            check_split(
+                ann,
+                images,
+                self.keypoints.num_joints,
+                self.keypoints.category_name,
+                train=split == "train",
+                missing_images_fatal=self.on_bad_sample == "raise",
+            )
+            for split in splits
+            for images, ann in [coco_split_paths(self.root, split)]
+        ]
         enforce(reports, self.report_dir / "preflight.json" if self.report_dir else None)
 
     def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
         return DataLoader(
-            dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, persistent_workers=self.persistent_workers, worker_init_fn=worker_init,
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            worker_init_fn=worker_init,
             collate_fn=collate_samples,
         )
 

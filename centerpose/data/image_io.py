@@ -83,8 +83,12 @@ def read_image_checked(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -
 
 
 # cv2's DCT-scaled JPEG decodes (libjpeg-turbo scale_denom 2/4/8: the IDCT itself outputs the smaller image).
-REDUCED_COLOR_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                       8: cv2.IMREAD_REDUCED_COLOR_8}
+REDUCED_COLOR_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 # Start-of-frame markers (SOF0-SOF15 without DHT C4, JPG C8, DAC CC): they carry the frame's height and width.
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
@@ -103,13 +107,13 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if marker == 0xE1 and data[i + 4:i + 8] == b"Exif":
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xE1 and data[i + 4 : i + 8] == b"Exif":
             return None
         if marker in _SOF:
             if i + 9 > n:
                 return None
-            height, width = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            height, width = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
             return (height, width) if height > 0 and width > 0 else None
         if marker == 0xDA or length < 2:  # scan data before any frame header: not a JPEG we can size
             return None

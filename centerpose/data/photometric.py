@@ -34,8 +34,14 @@ def channel_means(image: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.mean(image)[:3], dtype=np.float64)
 
 
-def color_affine(ops: Sequence[str], alphas: Sequence[float], light: np.ndarray, grey_mean: float,
-                 eig_val: np.ndarray = EIG_VAL, eig_vec: np.ndarray = EIG_VEC) -> tuple[np.ndarray, np.ndarray]:
+def color_affine(
+    ops: Sequence[str],
+    alphas: Sequence[float],
+    light: np.ndarray,
+    grey_mean: float,
+    eig_val: np.ndarray = EIG_VAL,
+    eig_vec: np.ndarray = EIG_VEC,
+) -> tuple[np.ndarray, np.ndarray]:
     """The drawn colour ops (:func:`centerpose.data.transforms.color_aug`) as ``x ↦ A x + b`` on BGR x in [0, 1].
 
     Args:
@@ -65,8 +71,9 @@ def color_affine(ops: Sequence[str], alphas: Sequence[float], light: np.ndarray,
     return np.array(A), np.array(b) + light_offset
 
 
-def input_affine(mean: np.ndarray, std: np.ndarray, *, channel_order: str = "bgr",
-                 color: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def input_affine(
+    mean: np.ndarray, std: np.ndarray, *, channel_order: str = "bgr", color: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """(3, 4) float32 ``[M | o]`` taking a BGR uint8 pixel u to the network input ``M u + o``.
 
     Args:
@@ -144,7 +151,7 @@ def _affine_cv2(images: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     for i in range(b):
         np.copyto(pixels, src[i])
         for c in range(3):
-            cv2.transform(pixels, coef[i, c:c + 1], dst=dst[i, c])
+            cv2.transform(pixels, coef[i, c : c + 1], dst=dst[i, c])
     return out
 
 

@@ -71,13 +71,17 @@ class PreflightReport:
 
     def summary(self) -> str:
         n_fatal = len(self.fatal)
-        return (f"pre-flight {self.ann_file}: {self.num_images} images, {self.num_annotations} annotations, "
-                f"{self.num_samples} usable samples, {n_fatal} error(s), {len(self.problems) - n_fatal} "
-                f"warning(s) ({self.seconds:.1f} s)")
+        return (
+            f"pre-flight {self.ann_file}: {self.num_images} images, {self.num_annotations} annotations, "
+            f"{self.num_samples} usable samples, {n_fatal} error(s), {len(self.problems) - n_fatal} "
+            f"warning(s) ({self.seconds:.1f} s)"
+        )
 
     def to_json(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k != "problems"},
-                "problems": [asdict(p) for p in self.problems]}
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "problems"},
+            "problems": [asdict(p) for p in self.problems],
+        }
 
 
 class PreflightError(RunError, ValueError):
@@ -108,9 +112,15 @@ def list_image_files(image_dir: Path) -> set[str]:
         return set()
 
 
-def check_split(ann_file: str | Path, image_dir: str | Path, num_joints: int, category_name: str = "person",
-                train: bool = True, check_images: bool = True, missing_images_fatal: bool = False
-                ) -> PreflightReport:
+def check_split(
+    ann_file: str | Path,
+    image_dir: str | Path,
+    num_joints: int,
+    category_name: str = "person",
+    train: bool = True,
+    check_images: bool = True,
+    missing_images_fatal: bool = False,
+) -> PreflightReport:
     """Check one split; ``train`` counts only images with annotations as samples (the training filter)."""
     start = time.perf_counter()
     ann_file, image_dir = Path(ann_file), Path(image_dir)
@@ -141,8 +151,10 @@ def check_split(ann_file: str | Path, image_dir: str | Path, num_joints: int, ca
     else:
         category_id = chosen[0].get("id")
         if len(chosen[0]["keypoints"]) != num_joints:
-            report.add(f"category {chosen[0].get('name')!r} has {len(chosen[0]['keypoints'])} keypoints, the "
-                       f"configured skeleton has {num_joints} (keypoints= config)")
+            report.add(
+                f"category {chosen[0].get('name')!r} has {len(chosen[0]['keypoints'])} keypoints, the "
+                f"configured skeleton has {num_joints} (keypoints= config)"
+            )
 
     # -- images
     present = list_image_files(image_dir) if check_images else set()
@@ -163,8 +175,9 @@ def check_split(ann_file: str | Path, image_dir: str | Path, num_joints: int, ca
             continue
         known[image_id] = name
         if check_images and name not in present and not (image_dir / name).is_file():
-            report.add("image file not found", fatal=missing_images_fatal, image_id=image_id,
-                       file=str(image_dir / name))
+            report.add(
+                "image file not found", fatal=missing_images_fatal, image_id=image_id, file=str(image_dir / name)
+            )
     report.num_images = len(known)
 
     # -- annotations
@@ -176,8 +189,7 @@ def check_split(ann_file: str | Path, image_dir: str | Path, num_joints: int, ca
             continue
         ann_id, image_id = ann.get("id"), ann.get("image_id")
         if image_id not in known:
-            report.add(f"annotation of an unknown image id {image_id!r} (ignored)", fatal=False,
-                       annotation_id=ann_id)
+            report.add(f"annotation of an unknown image id {image_id!r} (ignored)", fatal=False, annotation_id=ann_id)
             continue
         with_anns.add(image_id)
         bbox = ann.get("bbox")
@@ -190,8 +202,11 @@ def check_split(ann_file: str | Path, image_dir: str | Path, num_joints: int, ca
         if problem:
             report.add(f"'keypoints' {problem} ({num_joints} joints x 3)", image_id=image_id, annotation_id=ann_id)
         if category_id is not None and ann.get("category_id") != category_id:
-            report.add(f"category_id {ann.get('category_id')!r} is not the keypoint category {category_id}",
-                       image_id=image_id, annotation_id=ann_id)
+            report.add(
+                f"category_id {ann.get('category_id')!r} is not the keypoint category {category_id}",
+                image_id=image_id,
+                annotation_id=ann_id,
+            )
     report.num_annotations = len(anns)
     report.num_samples = len(with_anns) if train else len(known)
     if report.num_samples == 0:
@@ -225,5 +240,7 @@ def enforce(reports: list[PreflightReport], report_file: Path | None = None, lim
         listing = "\n  ".join(str(p) for p in fatal[:limit])
         more = f"\n  ... and {len(fatal) - limit} more" if len(fatal) > limit else ""
         where = f" (all of them in {report_file})" if report_file else ""
-        raise PreflightError(f"the data has {len(fatal)} fatal problem(s){where}; fix them or the paths "
-                             f"(python -m centerpose.check_data lists them):\n  {listing}{more}")
+        raise PreflightError(
+            f"the data has {len(fatal)} fatal problem(s){where}; fix them or the paths "
+            f"(python -m centerpose.check_data lists them):\n  {listing}{more}"
+        )

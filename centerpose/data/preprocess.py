@@ -51,14 +51,22 @@ def canvas_side(n: int, pad: int, canvas: Literal["original", "ceil"] = "origina
     return (n | pad) + 1
 
 
-def preprocess(image_bgr: np.ndarray, scale: float = 1.0, *, keep_res: bool = True, pad: int = 31,
-               input_size: int = 512, down_ratio: int = 4, mean: np.ndarray = BGR_MEAN,
-               std: np.ndarray = BGR_STD, canvas: Literal["original", "ceil"] = "original",
-               normalize: bool = True) -> TestInput:
+def preprocess(
+    image_bgr: np.ndarray,
+    scale: float = 1.0,
+    *,
+    keep_res: bool = True,
+    pad: int = 31,
+    input_size: int = 512,
+    down_ratio: int = 4,
+    mean: np.ndarray = BGR_MEAN,
+    std: np.ndarray = BGR_STD,
+    canvas: Literal["original", "ceil"] = "original",
+    normalize: bool = True,
+) -> TestInput:
     """The detector's pre-process of one BGR uint8 image (H, W, 3) at one test scale."""
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-        raise ValueError(f"preprocess: expected an (H, W, 3) uint8 BGR image, got {image_bgr.shape} "
-                         f"{image_bgr.dtype}")
+        raise ValueError(f"preprocess: expected an (H, W, 3) uint8 BGR image, got {image_bgr.shape} {image_bgr.dtype}")
     height, width = image_bgr.shape[:2]
     new_h, new_w = int(height * scale), int(width * scale)
     resized = cv2.resize(image_bgr, (new_w, new_h))
@@ -76,5 +84,6 @@ def preprocess(image_bgr: np.ndarray, scale: float = 1.0, *, keep_res: bool = Tr
     if not normalize:
         return TestInput(image=warped, c=c, s=np.asarray(s), output_size=output_size, scale=scale)
     normalised = ((warped / 255.0 - mean) / std).astype(np.float32)
-    return TestInput(image=normalised.transpose(2, 0, 1).copy(), c=c, s=np.asarray(s),
-                     output_size=output_size, scale=scale)
+    return TestInput(
+        image=normalised.transpose(2, 0, 1).copy(), c=c, s=np.asarray(s), output_size=output_size, scale=scale
+    )

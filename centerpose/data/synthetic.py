@@ -44,9 +44,11 @@ _JPEG_QUALITY = 95
 def _check_spec(keypoints: KeypointSpec) -> None:
     unknown = [n for n in keypoints.names if JOINT_ALIASES.get(n, n) not in FIGURE_JOINTS]
     if unknown:
-        raise ValueError(f"synthetic COCO: the drawn figures have no joint(s) {unknown}; a KeypointSpec for this "
-                         f"dataset may only use the joint names {list(FIGURE_JOINTS) + list(JOINT_ALIASES)} "
-                         "(e.g. keypoints=coco_person or keypoints=crowdpose)")
+        raise ValueError(
+            f"synthetic COCO: the drawn figures have no joint(s) {unknown}; a KeypointSpec for this "
+            f"dataset may only use the joint names {list(FIGURE_JOINTS) + list(JOINT_ALIASES)} "
+            "(e.g. keypoints=coco_person or keypoints=crowdpose)"
+        )
 
 
 def _normalise_size(image_size: int | Sequence[int]) -> tuple[int, int]:
@@ -56,19 +58,32 @@ def _normalise_size(image_size: int | Sequence[int]) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
-def synthetic_config(num_train: int = 64, num_val: int = 16, image_size: int | Sequence[int] = (256, 256),
-                     max_people: int = 3, seed: int = 0, keypoints: KeypointSpec = COCO_PERSON) -> dict:
+def synthetic_config(
+    num_train: int = 64,
+    num_val: int = 16,
+    image_size: int | Sequence[int] = (256, 256),
+    max_people: int = 3,
+    seed: int = 0,
+    keypoints: KeypointSpec = COCO_PERSON,
+) -> dict:
     """The JSON-able description of one dataset, as recorded in the marker file (validates the arguments)."""
     width, height = _normalise_size(image_size)
     if not 0 <= num_train < _VAL_ID_OFFSET or not 0 <= num_val < _VAL_ID_OFFSET:
-        raise ValueError(f"synthetic COCO: num_train/num_val must be in [0, {_VAL_ID_OFFSET}), "
-                         f"got {num_train}/{num_val}")
+        raise ValueError(
+            f"synthetic COCO: num_train/num_val must be in [0, {_VAL_ID_OFFSET}), got {num_train}/{num_val}"
+        )
     if not 0 <= max_people <= _MAX_PEOPLE:
         raise ValueError(f"synthetic COCO: max_people must be in [0, {_MAX_PEOPLE}], got {max_people}")
     _check_spec(keypoints)
-    return {"version": _FORMAT_VERSION, "num_train": int(num_train), "num_val": int(num_val),
-            "image_size": [width, height], "max_people": int(max_people), "seed": int(seed),
-            "keypoints": list(keypoints.names)}
+    return {
+        "version": _FORMAT_VERSION,
+        "num_train": int(num_train),
+        "num_val": int(num_val),
+        "image_size": [width, height],
+        "max_people": int(max_people),
+        "seed": int(seed),
+        "keypoints": list(keypoints.names),
+    }
 
 
 def _split_json(split: str, config: dict, keypoints: KeypointSpec, image_dir: Path) -> dict:
@@ -86,16 +101,31 @@ def _split_json(split: str, config: dict, keypoints: KeypointSpec, image_dir: Pa
             raise OSError(f"synthetic COCO: could not write {image_dir / file_name}")
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         annotations += anns
-    category = {"supercategory": keypoints.category_name, "id": 1, "name": keypoints.category_name,
-                "keypoints": list(keypoints.names), "skeleton": [[a + 1, b + 1] for a, b in keypoints.skeleton]}
-    info = {"description": f"centerpose synthetic people ({split}, seed {config['seed']})",
-            "version": str(_FORMAT_VERSION), "year": 2017, "contributor": "centerpose.data.synthetic"}
+    category = {
+        "supercategory": keypoints.category_name,
+        "id": 1,
+        "name": keypoints.category_name,
+        "keypoints": list(keypoints.names),
+        "skeleton": [[a + 1, b + 1] for a, b in keypoints.skeleton],
+    }
+    info = {
+        "description": f"centerpose synthetic people ({split}, seed {config['seed']})",
+        "version": str(_FORMAT_VERSION),
+        "year": 2017,
+        "contributor": "centerpose.data.synthetic",
+    }
     return {"info": info, "licenses": [], "images": images, "annotations": annotations, "categories": [category]}
 
 
-def write_synthetic_coco(root: str | Path, num_train: int = 64, num_val: int = 16,
-                         image_size: int | Sequence[int] = (256, 256), max_people: int = 3, seed: int = 0,
-                         keypoints: KeypointSpec = COCO_PERSON) -> Path:
+def write_synthetic_coco(
+    root: str | Path,
+    num_train: int = 64,
+    num_val: int = 16,
+    image_size: int | Sequence[int] = (256, 256),
+    max_people: int = 3,
+    seed: int = 0,
+    keypoints: KeypointSpec = COCO_PERSON,
+) -> Path:
     """Write a synthetic COCO person-keypoints dataset under ``root`` (always; see :func:`ensure_synthetic_coco`).
 
     Args:
@@ -119,8 +149,10 @@ def write_synthetic_coco(root: str | Path, num_train: int = 64, num_val: int = 1
     ann_dir = root / "annotations"
     existing = [ann_dir / f"person_keypoints_{s}2017.json" for s in _SPLITS]
     if not marker.is_file() and any(p.exists() for p in existing):
-        raise FileExistsError(f"synthetic COCO: {ann_dir} already holds annotations not written by this generator "
-                              f"(no {MARKER_NAME}); refusing to overwrite them")
+        raise FileExistsError(
+            f"synthetic COCO: {ann_dir} already holds annotations not written by this generator "
+            f"(no {MARKER_NAME}); refusing to overwrite them"
+        )
     marker.unlink(missing_ok=True)  # an interrupted write must not look complete
     ann_dir.mkdir(parents=True, exist_ok=True)
     for split in _SPLITS:
@@ -166,17 +198,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--root", required=True, type=Path, help="dataset folder to write")
     parser.add_argument("--num-train", type=int, default=64)
     parser.add_argument("--num-val", type=int, default=16)
-    parser.add_argument("--size", type=int, nargs="+", default=[256], metavar="PX",
-                        help="image size: one value for square images or WIDTH HEIGHT")
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        default=[256],
+        metavar="PX",
+        help="image size: one value for square images or WIDTH HEIGHT",
+    )
     parser.add_argument("--max-people", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skeleton", choices=("coco", "crowdpose"), default="coco",
-                        help="joints to annotate: COCO's 17 or CrowdPose's 14")
+    parser.add_argument(
+        "--skeleton",
+        choices=("coco", "crowdpose"),
+        default="coco",
+        help="joints to annotate: COCO's 17 or CrowdPose's 14",
+    )
     parser.add_argument("--force", action="store_true", help="rewrite even when an identical dataset exists")
     args = parser.parse_args(argv)
     size = args.size[0] if len(args.size) == 1 else args.size
-    kwargs = dict(num_train=args.num_train, num_val=args.num_val, image_size=size, max_people=args.max_people,
-                  seed=args.seed, keypoints=CROWDPOSE if args.skeleton == "crowdpose" else COCO_PERSON)
+    kwargs = dict(
+        num_train=args.num_train,
+        num_val=args.num_val,
+        image_size=size,
+        max_people=args.max_people,
+        seed=args.seed,
+        keypoints=CROWDPOSE if args.skeleton == "crowdpose" else COCO_PERSON,
+    )
     root = write_synthetic_coco(args.root, **kwargs) if args.force else ensure_synthetic_coco(args.root, **kwargs)
     print(f"synthetic COCO person keypoints: {args.num_train} train + {args.num_val} val images in {root}")
 

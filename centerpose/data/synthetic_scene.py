@@ -185,15 +185,20 @@ def _build_person(rng: np.random.Generator, h: float, pose: dict[str, np.ndarray
     shapes: list[_Shape] = []
     for side in ("left", "right"):
         leg = _shade(pants, side == "left")
-        shapes += [line(f"{side}_hip", f"{side}_knee", 0.08, leg), line(f"{side}_knee", f"{side}_ankle", 0.06, leg),
-                   circle(f"{side}_foot", 0.035, _tuple(shoes), low=2)]
+        shapes += [
+            line(f"{side}_hip", f"{side}_knee", 0.08, leg),
+            line(f"{side}_knee", f"{side}_ankle", 0.06, leg),
+            circle(f"{side}_foot", 0.035, _tuple(shoes), low=2),
+        ]
     torso = (pt["left_shoulder"], pt["right_shoulder"], pt["right_hip"], pt["left_hip"])
     shapes.append(_Shape("poly", torso, 0, _tuple(shirt)))
     for side in ("left", "right"):
         arm = _shade(shirt, side == "left")
-        shapes += [line(f"{side}_shoulder", f"{side}_elbow", 0.055, arm),
-                   line(f"{side}_elbow", f"{side}_wrist", 0.045, arm),
-                   circle(f"{side}_hand", 0.032, _tuple(skin), low=2)]
+        shapes += [
+            line(f"{side}_shoulder", f"{side}_elbow", 0.055, arm),
+            line(f"{side}_elbow", f"{side}_wrist", 0.045, arm),
+            circle(f"{side}_hand", 0.032, _tuple(skin), low=2),
+        ]
     shapes += [line("neck", "head", 0.045, _tuple(skin)), circle("head", 0.075, _tuple(hair), low=3)]
     # The lighter face disc and the features on it make the head joints findable.
     face = _Shape("circle", (pt["face"],), max(2, int(round(0.075 * h * 0.62))), _tuple(skin), outlined=False)
@@ -226,8 +231,13 @@ def _paint_label(label: np.ndarray, person: _Person, value: int, shift: Point = 
     """Rasterise ``person``'s silhouette (outlines included) into ``label`` with ``value``."""
     for shape in person.shapes:
         if shift != (0, 0):
-            shape = _Shape(shape.kind, tuple((x + shift[0], y + shift[1]) for x, y in shape.points), shape.size,
-                           shape.colour, shape.outlined)
+            shape = _Shape(
+                shape.kind,
+                tuple((x + shift[0], y + shift[1]) for x, y in shape.points),
+                shape.size,
+                shape.colour,
+                shape.outlined,
+            )
         _draw_shape(label, shape, value, person.outline if shape.outlined else 0, cv2.LINE_8)
 
 
@@ -323,8 +333,9 @@ def _annotation(person: _Person, index: int, label: np.ndarray, image_id: int, s
     }
 
 
-def render_image(rng: np.random.Generator, width: int, height: int, max_people: int,
-                 image_id: int, spec: KeypointSpec) -> tuple[np.ndarray, list[dict]]:
+def render_image(
+    rng: np.random.Generator, width: int, height: int, max_people: int, image_id: int, spec: KeypointSpec
+) -> tuple[np.ndarray, list[dict]]:
     """Draw one scene and its COCO annotations (annotation id = image id * 100 + person index).
 
     Returns:

@@ -19,9 +19,14 @@ COCO_MEAN_BGR = np.array([0.40789654, 0.44719302, 0.47026115], dtype=np.float32)
 COCO_STD_BGR = np.array([0.28863828, 0.27408164, 0.27809835], dtype=np.float32)
 # PCA lighting basis; eigenvector rows are indexed by BGR channel, as in the original.
 EIG_VAL = np.array([0.2141788, 0.01817699, 0.00341571], dtype=np.float32)
-EIG_VEC = np.array([[-0.58752847, -0.69563484, 0.41340352],
-                    [-0.5832747, 0.00994535, -0.81221408],
-                    [-0.56089297, 0.71832671, 0.41158938]], dtype=np.float32)
+EIG_VEC = np.array(
+    [
+        [-0.58752847, -0.69563484, 0.41340352],
+        [-0.5832747, 0.00994535, -0.81221408],
+        [-0.56089297, 0.71832671, 0.41158938],
+    ],
+    dtype=np.float32,
+)
 
 _OPS = ("brightness", "contrast", "saturation")
 
@@ -45,9 +50,16 @@ class CornerNetColorAug(A.ImageOnlyTransform):
     The generators can be swapped per sample with :meth:`bind_rngs`.
     """
 
-    def __init__(self, var: float = 0.4, alphastd: float = 0.1, eig_val: np.ndarray = EIG_VAL,
-                 eig_vec: np.ndarray = EIG_VEC, shuffle_rng: Any = None, color_rng: Any = None,
-                 p: float = 1.0):
+    def __init__(
+        self,
+        var: float = 0.4,
+        alphastd: float = 0.1,
+        eig_val: np.ndarray = EIG_VAL,
+        eig_vec: np.ndarray = EIG_VEC,
+        shuffle_rng: Any = None,
+        color_rng: Any = None,
+        p: float = 1.0,
+    ):
         super().__init__(p=p)
         self.var = float(var)
         self.alphastd = float(alphastd)
@@ -70,8 +82,14 @@ class CornerNetColorAug(A.ImageOnlyTransform):
         light = self.color_rng.normal(scale=self.alphastd, size=(3,))
         return {"ops": tuple(ops), "alphas": tuple(alphas), "light": light}
 
-    def apply(self, img: np.ndarray, ops: Sequence[str] = (), alphas: Sequence[float] = (),
-              light: np.ndarray | None = None, **params: Any) -> np.ndarray:
+    def apply(
+        self,
+        img: np.ndarray,
+        ops: Sequence[str] = (),
+        alphas: Sequence[float] = (),
+        light: np.ndarray | None = None,
+        **params: Any,
+    ) -> np.ndarray:
         """Args: img: (H, W, 3) float32 in [0, 1]. Returns a new (H, W, 3) float32 image (no clipping)."""
         if img.dtype != np.float32 or img.ndim != 3 or img.shape[2] != 3:
             raise TypeError(f"CornerNetColorAug expects an (H, W, 3) float32 image, got {img.shape} {img.dtype}")
@@ -81,8 +99,14 @@ class CornerNetColorAug(A.ImageOnlyTransform):
         return ("var", "alphastd")
 
 
-def color_aug(image: np.ndarray, ops: Sequence[str], alphas: Sequence[float], light: np.ndarray,
-              eig_val: np.ndarray = EIG_VAL, eig_vec: np.ndarray = EIG_VEC) -> np.ndarray:
+def color_aug(
+    image: np.ndarray,
+    ops: Sequence[str],
+    alphas: Sequence[float],
+    light: np.ndarray,
+    eig_val: np.ndarray = EIG_VAL,
+    eig_vec: np.ndarray = EIG_VEC,
+) -> np.ndarray:
     """Apply drawn colour ops to a float32 BGR image in place (§1.3 steps 2–4).
 
     Args:
@@ -120,8 +144,9 @@ class BgrToRgb(A.ImageOnlyTransform):
         return ()
 
 
-def build_photometric(color: bool, extra: Sequence[Any] | None = None, to_rgb: bool = False,
-                      **color_kwargs: Any) -> tuple[A.Compose | None, CornerNetColorAug | None]:
+def build_photometric(
+    color: bool, extra: Sequence[Any] | None = None, to_rgb: bool = False, **color_kwargs: Any
+) -> tuple[A.Compose | None, CornerNetColorAug | None]:
     """The photometric pipeline: [CornerNet colour aug (BGR)] + [BGR → RGB] + user transforms.
 
     Args:
@@ -145,8 +170,10 @@ def build_photometric(color: bool, extra: Sequence[Any] | None = None, to_rgb: b
         transforms.append(BgrToRgb())
     for t in extra or ():
         if isinstance(t, A.DualTransform):
-            raise TypeError(f"extra transform {t!r} is spatial; only image-only transforms are supported "
-                            "(the dataset moves pixels and labels together)")
+            raise TypeError(
+                f"extra transform {t!r} is spatial; only image-only transforms are supported "
+                "(the dataset moves pixels and labels together)"
+            )
         transforms.append(t)
     return (A.Compose(transforms) if transforms else None), color_t
 

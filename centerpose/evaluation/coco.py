@@ -22,14 +22,25 @@ from pycocotools.cocoeval import COCOeval
 from centerpose.codec.poses import Poses
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
-__all__ = ["KEYPOINT_STAT_NAMES", "BBOX_STAT_NAMES", "round2", "to_coco_results", "save_coco_results",
-           "evaluate_coco"]
+__all__ = ["KEYPOINT_STAT_NAMES", "BBOX_STAT_NAMES", "round2", "to_coco_results", "save_coco_results", "evaluate_coco"]
 
 #: Names of ``COCOeval('keypoints').stats`` in order.
 KEYPOINT_STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 #: Names of ``COCOeval('bbox').stats`` in order (returned with a ``bbox_`` prefix).
-BBOX_STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
-                                    "ARm", "ARl")
+BBOX_STAT_NAMES: tuple[str, ...] = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
 
 
 def round2(v: float) -> float:
@@ -66,13 +77,15 @@ def to_coco_results(results_by_image: Mapping[int, Poses | np.ndarray], category
         # tolist: float32 values as exact Python floats; w and h are formed from them before rounding.
         for box, score, kp in zip(people.boxes.tolist(), people.scores.tolist(), kps):
             x1, y1, x2, y2 = box
-            out.append({
-                "image_id": int(image_id),
-                "category_id": int(category_id),
-                "bbox": [round2(x1), round2(y1), round2(x2 - x1), round2(y2 - y1)],
-                "score": round2(score),
-                "keypoints": [round2(v) for v in kp],
-            })
+            out.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(category_id),
+                    "bbox": [round2(x1), round2(y1), round2(x2 - x1), round2(y2 - y1)],
+                    "score": round2(score),
+                    "keypoints": [round2(v) for v in kp],
+                }
+            )
     return out
 
 
@@ -90,8 +103,11 @@ def _load_results(coco_gt: COCO, results: Sequence[dict]) -> COCO:
         # loadRes annotates the dicts in place (id, area, ...); keep the caller's list clean.
         return coco_gt.loadRes(copy.deepcopy(list(results)))
     empty = COCO()
-    empty.dataset = {"images": list(coco_gt.dataset.get("images", [])),
-                     "categories": copy.deepcopy(coco_gt.dataset.get("categories", [])), "annotations": []}
+    empty.dataset = {
+        "images": list(coco_gt.dataset.get("images", [])),
+        "categories": copy.deepcopy(coco_gt.dataset.get("categories", [])),
+        "annotations": [],
+    }
     empty.createIndex()
     return empty
 
@@ -106,8 +122,9 @@ def _run(coco_gt: COCO, coco_dt: COCO, iou_type: str, sigmas: np.ndarray | None)
     return np.asarray(ev.stats, dtype=np.float64)
 
 
-def evaluate_coco(coco_gt: COCO, results: Sequence[dict], keypoints: KeypointSpec = COCO_PERSON,
-                  verbose: bool = False) -> dict[str, float]:
+def evaluate_coco(
+    coco_gt: COCO, results: Sequence[dict], keypoints: KeypointSpec = COCO_PERSON, verbose: bool = False
+) -> dict[str, float]:
     """COCO keypoint evaluation, then box evaluation, on the same loaded results (``run_eval``).
 
     Args:

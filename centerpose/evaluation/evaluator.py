@@ -34,8 +34,13 @@ class CocoPoseEvaluator:
         image_ids: score only these images (None: every image of ``ann_file``, as the original).
     """
 
-    def __init__(self, ann_file: str | Path, keypoints: KeypointSpec = COCO_PERSON,
-                 results_file: str | Path | None = None, image_ids: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        ann_file: str | Path,
+        keypoints: KeypointSpec = COCO_PERSON,
+        results_file: str | Path | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> None:
         self.ann_file = Path(ann_file)
         self.keypoints = keypoints
         self.results_file = results_file

@@ -23,9 +23,15 @@ ORACLE_VARIANTS = {
 }
 
 
-def oracle_results(image_dir: Path, ann_file: Path, variant: str, codec: CenterPoseCodec,
-                   max_images: int | None = None, batch_size: int = 8,
-                   joint_offsets: str = "shared") -> dict[int, Poses]:
+def oracle_results(
+    image_dir: Path,
+    ann_file: Path,
+    variant: str,
+    codec: CenterPoseCodec,
+    max_images: int | None = None,
+    batch_size: int = 8,
+    joint_offsets: str = "shared",
+) -> dict[int, Poses]:
     """People decoded from ground-truth encodings of every val image (of the first ``max_images``).
 
     Args:

@@ -59,8 +59,13 @@ class DecodeGraph(nn.Module):
 
     output_names = ["people"]
 
-    def __init__(self, net: nn.Module, keypoints: KeypointSpec = COCO_PERSON, options: DecodeOptions | None = None,
-                 down_ratio: int = 4) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        keypoints: KeypointSpec = COCO_PERSON,
+        options: DecodeOptions | None = None,
+        down_ratio: int = 4,
+    ) -> None:
         super().__init__()
         self.net = net
         self.keypoints = keypoints

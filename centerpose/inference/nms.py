@@ -21,8 +21,9 @@ from centerpose.codec.poses import FIRST_JOINT_COLUMN as JOINTS
 from centerpose.codec.poses import SCORE_COLUMN as SCORE
 
 
-def soft_nms(rows: np.ndarray, sigma: float = 0.5, score_thresh: float = 0.001,
-             max_dets: int | None = None) -> np.ndarray:
+def soft_nms(
+    rows: np.ndarray, sigma: float = 0.5, score_thresh: float = 0.001, max_dets: int | None = None
+) -> np.ndarray:
     """Gaussian soft-NMS on rows ``[x1 y1 x2 y2 score ...]`` (N, D); returns the kept rows by score.
 
     Each step moves the best remaining row to the output and multiplies the scores of the remaining rows
@@ -79,7 +80,7 @@ def soft_nms_original(rows: np.ndarray, sigma: float = 0.5, score_thresh: float 
         # The compiled original adds the `+ 1` in double (a C double literal) and stores float32 results:
         # widths, heights and products are formed in float64 and rounded once, as there.
         tx1, ty1, tx2, ty2 = boxes[i, :4]
-        cand = boxes[i + 1:n]
+        cand = boxes[i + 1 : n]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             w = (cand[:, 2] - cand[:, 0]).astype(np.float64) + 1.0  # float32 difference, double + 1
             h = (cand[:, 3] - cand[:, 1]).astype(np.float64) + 1.0

@@ -25,8 +25,15 @@ from centerpose.inference.export_metadata import keypoints_from_metadata, read_m
 from centerpose.inference.predictor import Predictor
 from centerpose.keypoints import KeypointSpec
 
-__all__ = ["OnnxDecodePredictor", "OnnxHeadsNet", "OnnxSession", "onnx_providers", "people_to_image",
-           "predictor_from_onnx", "read_metadata"]
+__all__ = [
+    "OnnxDecodePredictor",
+    "OnnxHeadsNet",
+    "OnnxSession",
+    "onnx_providers",
+    "people_to_image",
+    "predictor_from_onnx",
+    "read_metadata",
+]
 
 
 def onnx_providers(device: str | torch.device = "cpu") -> list[str]:
@@ -60,18 +67,20 @@ class OnnxSession:
         """image (N, 3, H, W) float32 -> the model's outputs, batch N."""
         spec = self.meta["input"]
         if not spec["dynamic"] and tuple(image.shape[2:]) != (spec["height"], spec["width"]):
-            raise ValueError(f"{self.path.name} takes {spec['width']} x {spec['height']} inputs (a fixed-size "
-                             f"export), got {image.shape[3]} x {image.shape[2]}; use keep_res=False or export "
-                             "with dynamic=true")
+            raise ValueError(
+                f"{self.path.name} takes {spec['width']} x {spec['height']} inputs (a fixed-size "
+                f"export), got {image.shape[3]} x {image.shape[2]}; use keep_res=False or export "
+                "with dynamic=true"
+            )
         step = len(image) if spec["dynamic"] else spec["batch"]
         chunks = []
         for start in range(0, len(image), step):
-            part = np.ascontiguousarray(image[start:start + step], dtype=np.float32)
+            part = np.ascontiguousarray(image[start : start + step], dtype=np.float32)
             short = step - len(part)
             if short:  # a fixed batch: fill the last chunk with zeros, drop them after
                 part = np.concatenate([part, np.zeros((short, *part.shape[1:]), np.float32)])
             outs = self.session.run(self.output_names, {"image": part})
-            chunks.append([o[:len(o) - short] for o in outs])
+            chunks.append([o[: len(o) - short] for o in outs])
         return [np.concatenate(parts) for parts in zip(*chunks)]
 
 
@@ -89,8 +98,9 @@ class OnnxHeadsNet(nn.Module):
         return [{name: torch.from_numpy(o).to(x.device) for name, o in zip(self.session.output_names, outs)}]
 
 
-def people_to_image(people: Tensor, c: Tensor, s: Tensor, canvas_hw: Sequence[int], down_ratio: int = 4,
-                    scale: float = 1.0) -> tuple[Tensor, Tensor]:
+def people_to_image(
+    people: Tensor, c: Tensor, s: Tensor, canvas_hw: Sequence[int], down_ratio: int = 4, scale: float = 1.0
+) -> tuple[Tensor, Tensor]:
     """A decode graph's people to the predictor's rows: the inverse pre-process affine.
 
     Args:
@@ -125,8 +135,10 @@ class OnnxDecodePredictor(Predictor):
     def _people(self, x: Tensor, meta: dict[str, Tensor], scale: float) -> Poses:
         cells = (x.shape[2] // self.down_ratio) * (x.shape[3] // self.down_ratio)
         if cells < self.K:
-            raise ValueError(f"{self.session.path.name}: a {x.shape[3]} x {x.shape[2]} input has {cells} output "
-                             f"cells, fewer than the graph's K={self.K}")
+            raise ValueError(
+                f"{self.session.path.name}: a {x.shape[3]} x {x.shape[2]} input has {cells} output "
+                f"cells, fewer than the graph's K={self.K}"
+            )
         t1 = time.perf_counter()
         people = torch.from_numpy(self.session.run(x.cpu().numpy())[0])
         t2 = time.perf_counter()
@@ -136,8 +148,14 @@ class OnnxDecodePredictor(Predictor):
         return Poses.from_rows(rows, kp_scores)
 
 
-def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *, keep_res: bool | None = None,
-                        decode: DecodeOptions | None = None, **kwargs: Any) -> Predictor:
+def predictor_from_onnx(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    keep_res: bool | None = None,
+    decode: DecodeOptions | None = None,
+    **kwargs: Any,
+) -> Predictor:
     """A predictor running ``path`` with onnxruntime (see :meth:`Predictor.from_onnx`).
 
     Decode options (``decode=`` and/or single fields such as ``flip_test=``, ``K=``, ``snap=``; None = not
@@ -153,12 +171,16 @@ def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *,
     if keep_res is None:
         keep_res = bool(spec["dynamic"])
     if keep_res and not spec["dynamic"]:
-        raise ValueError(f"'{path}' was exported at a fixed {spec['width']} x {spec['height']} input: keep_res "
-                         "needs an export with dynamic=true")
+        raise ValueError(
+            f"'{path}' was exported at a fixed {spec['width']} x {spec['height']} input: keep_res "
+            "needs an export with dynamic=true"
+        )
     if not spec["dynamic"]:
         if spec["height"] != spec["width"]:
-            raise ValueError(f"'{path}': the letterbox pre-process needs a square input, the export is "
-                             f"{spec['width']} x {spec['height']}")
+            raise ValueError(
+                f"'{path}': the letterbox pre-process needs a square input, the export is "
+                f"{spec['width']} x {spec['height']}"
+            )
         kwargs["input_size"] = spec["height"]
     kwargs.setdefault("pad", spec["pad"])
     recorded = recorded_decode_options(meta)
@@ -171,5 +193,6 @@ def predictor_from_onnx(path: str | Path, device: str | torch.device = "cpu", *,
         return OnnxDecodePredictor(session, keypoints, device="cpu", keep_res=keep_res, decode=inside, **kwargs)
     options = (decode or DecodeOptions(flip_test=True)).replace(**asked)
     session = OnnxSession(path, meta, onnx_providers(device))
-    return Predictor(OnnxHeadsNet(session), keypoints=keypoints, device=device, keep_res=keep_res, decode=options,
-                     **kwargs)
+    return Predictor(
+        OnnxHeadsNet(session), keypoints=keypoints, device=device, keep_res=keep_res, decode=options, **kwargs
+    )

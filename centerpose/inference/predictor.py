@@ -36,8 +36,10 @@ class StageTimer:
         self.times[stage].append(seconds)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        return {k: {"mean_ms": 1e3 * float(np.mean(v)), "median_ms": 1e3 * float(np.median(v)), "n": len(v)}
-                for k, v in self.times.items()}
+        return {
+            k: {"mean_ms": 1e3 * float(np.mean(v)), "median_ms": 1e3 * float(np.median(v)), "n": len(v)}
+            for k, v in self.times.items()
+        }
 
 
 def read_image(source: ImageLike, color: Literal["bgr", "rgb"] = "bgr") -> np.ndarray:
@@ -76,10 +78,20 @@ class Predictor:
             or ``decode=DecodeOptions(...)`` for all of them.
     """
 
-    def __init__(self, net: nn.Module, keypoints: KeypointSpec | None = None, device: str | torch.device = "cpu",
-                 keep_res: bool = True, pad: int = 31, input_size: int = 512, scales: Sequence[float] = (1.0,),
-                 score_thresh: float = 0.3, merge: Literal["original", "improved"] = "original",
-                 codec: CenterPoseCodec | None = None, **decode: Any) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        keypoints: KeypointSpec | None = None,
+        device: str | torch.device = "cpu",
+        keep_res: bool = True,
+        pad: int = 31,
+        input_size: int = 512,
+        scales: Sequence[float] = (1.0,),
+        score_thresh: float = 0.3,
+        merge: Literal["original", "improved"] = "original",
+        codec: CenterPoseCodec | None = None,
+        **decode: Any,
+    ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         if codec is None:
@@ -156,8 +168,10 @@ class Predictor:
 
     def _predict_scale(self, images: Sequence[np.ndarray], scale: float) -> list[np.ndarray]:
         t0 = time.perf_counter()
-        inputs = [preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size,
-                             normalize=False) for image in images]
+        inputs = [
+            preprocess(image, scale, keep_res=self.keep_res, pad=self.pad, input_size=self.input_size, normalize=False)
+            for image in images
+        ]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, inp in enumerate(inputs):  # keep_res canvases differ by image size
             groups[inp.image.shape].append(i)
@@ -208,8 +222,9 @@ class Predictor:
         poses = Poses.from_rows(rows, num_joints=self.keypoints.num_joints).numpy()
         return poses[poses.scores >= self.score_thresh] if self.score_thresh > 0 else poses
 
-    def __call__(self, images: ImageLike | Iterable[ImageLike], color: Literal["bgr", "rgb"] = "bgr"
-                 ) -> Poses | list[Poses]:
+    def __call__(
+        self, images: ImageLike | Iterable[ImageLike], color: Literal["bgr", "rgb"] = "bgr"
+    ) -> Poses | list[Poses]:
         """Predict people on an image path, a BGR/RGB array, or a list of them (then a list is returned)."""
         single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3))
         batch = [images] if single else list(images)

@@ -47,8 +47,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def pose_oks(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarray, kpt_thresh: float = 0.1
-             ) -> np.ndarray:
+def pose_oks(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarray, kpt_thresh: float = 0.1) -> np.ndarray:
     """(N, M) object keypoint similarity of poses ``a`` (N, J, 3) against reference poses ``b`` (M, J, 3).
 
     COCO's formula with the reference's scale: ``exp(−d² / (2 · area · (2σ)²))`` averaged over the joints
@@ -75,8 +74,7 @@ class OneEuroFilter:
         fps: frame rate the frequencies refer to.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0, fps: float = 30.0
-                 ) -> None:
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0, fps: float = 30.0) -> None:
         self.min_cutoff, self.beta, self.d_cutoff, self.te = min_cutoff, beta, d_cutoff, 1.0 / fps
         self.x: np.ndarray | None = None
         self.dx: np.ndarray | None = None
@@ -143,11 +141,24 @@ class PoseTracker:
         min_cutoff, beta, d_cutoff, fps: the One-Euro filter's parameters (see :class:`OneEuroFilter`).
     """
 
-    def __init__(self, keypoints: KeypointSpec = COCO_PERSON, high_thresh: float = 0.5, low_thresh: float = 0.1,
-                 match_thresh: float = 0.2, low_match_thresh: float = 0.4, oks_weight: float = 0.5,
-                 min_hits: int = 3, max_age: int = 30, kpt_thresh: float = 0.1, velocity_momentum: float = 0.7,
-                 smoothing: bool = False, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0,
-                 fps: float = 30.0) -> None:
+    def __init__(
+        self,
+        keypoints: KeypointSpec = COCO_PERSON,
+        high_thresh: float = 0.5,
+        low_thresh: float = 0.1,
+        match_thresh: float = 0.2,
+        low_match_thresh: float = 0.4,
+        oks_weight: float = 0.5,
+        min_hits: int = 3,
+        max_age: int = 30,
+        kpt_thresh: float = 0.1,
+        velocity_momentum: float = 0.7,
+        smoothing: bool = False,
+        min_cutoff: float = 1.0,
+        beta: float = 0.05,
+        d_cutoff: float = 1.0,
+        fps: float = 30.0,
+    ) -> None:
         if not 0.0 <= low_thresh <= high_thresh:
             raise ValueError(f"PoseTracker: need 0 <= low_thresh <= high_thresh, got {low_thresh}, {high_thresh}")
         if min_hits < 1 or max_age < 0:
@@ -203,8 +214,9 @@ class PoseTracker:
         """
         n, j = len(poses), self.keypoints.num_joints
         if n and poses.keypoints.shape[1:] != (j, 3):
-            raise ValueError(f"PoseTracker: poses have keypoints {poses.keypoints.shape[1:]}, the tracker's "
-                             f"skeleton has ({j}, 3)")
+            raise ValueError(
+                f"PoseTracker: poses have keypoints {poses.keypoints.shape[1:]}, the tracker's skeleton has ({j}, 3)"
+            )
         self.frame += 1
         boxes = np.asarray(poses.boxes, np.float64).reshape(-1, 4)
         kps = np.asarray(poses.keypoints, np.float64).reshape(-1, j, 3)

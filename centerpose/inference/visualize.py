@@ -82,9 +82,18 @@ def _draw_box(img: np.ndarray, box: np.ndarray, text: str | None, scale: int) ->
     cv2.putText(img, text, (x1 + 1, top + th + 1), font, font_scale, (0, 0, 0), scale, cv2.LINE_AA)
 
 
-def draw_poses(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, joints: np.ndarray,
-               keypoints: KeypointSpec = COCO_PERSON, score_thresh: float = 0.3, kpt_thresh: float = 0.1,
-               draw_boxes: bool = True, show_scores: bool = True, ids: np.ndarray | None = None) -> np.ndarray:
+def draw_poses(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    joints: np.ndarray,
+    keypoints: KeypointSpec = COCO_PERSON,
+    score_thresh: float = 0.3,
+    kpt_thresh: float = 0.1,
+    draw_boxes: bool = True,
+    show_scores: bool = True,
+    ids: np.ndarray | None = None,
+) -> np.ndarray:
     """Draw people on a copy of ``image``.
 
     As in the original ``show_results``, only people with ``score > score_thresh`` are drawn; lower-scored people
@@ -115,11 +124,14 @@ def draw_poses(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, joints:
     if n == 0 and len(boxes) == 0 and joints.size == 0:
         return img
     if len(boxes) != n or joints.shape[:1] != (n,):
-        raise ValueError(f"draw_poses: the numbers of boxes ({len(boxes)}), scores ({n}) and joint sets "
-                         f"({joints.shape[0] if joints.ndim else 0}) differ")
+        raise ValueError(
+            f"draw_poses: the numbers of boxes ({len(boxes)}), scores ({n}) and joint sets "
+            f"({joints.shape[0] if joints.ndim else 0}) differ"
+        )
     if joints.ndim != 3 or joints.shape[1] != j or joints.shape[2] not in (2, 3):
-        raise ValueError(f"draw_poses: joints must be (N, {j}, 2 or 3) for a {j}-joint KeypointSpec, "
-                         f"got {joints.shape}")
+        raise ValueError(
+            f"draw_poses: joints must be (N, {j}, 2 or 3) for a {j}-joint KeypointSpec, got {joints.shape}"
+        )
     h, w = img.shape[:2]
     scale = max(1, int(round(max(h, w) / 640)))  # the original's 3 px dots and 2 px lines, at COCO image size
     limit = 8 * max(h, w)  # far-off coordinates would overflow cv2's fixed-point maths
@@ -142,13 +154,20 @@ def draw_poses(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, joints:
             cv2.circle(img, (int(pts[i, k, 0]), int(pts[i, k, 1])), 3 * scale, jc[k], -1, cv2.LINE_AA)
         for e, (a, b) in enumerate(keypoints.skeleton):
             if valid[i, a] and valid[i, b]:
-                cv2.line(img, (int(pts[i, a, 0]), int(pts[i, a, 1])), (int(pts[i, b, 0]), int(pts[i, b, 1])),
-                         ec[e], 2 * scale, cv2.LINE_AA)
+                cv2.line(
+                    img,
+                    (int(pts[i, a, 0]), int(pts[i, a, 1])),
+                    (int(pts[i, b, 0]), int(pts[i, b, 1])),
+                    ec[e],
+                    2 * scale,
+                    cv2.LINE_AA,
+                )
     return img
 
 
-def draw_ground_truth(image: np.ndarray, annotations: Iterable[dict], keypoints: KeypointSpec = COCO_PERSON,
-                      draw_boxes: bool = True) -> np.ndarray:
+def draw_ground_truth(
+    image: np.ndarray, annotations: Iterable[dict], keypoints: KeypointSpec = COCO_PERSON, draw_boxes: bool = True
+) -> np.ndarray:
     """Draw COCO annotation dicts (``bbox`` x, y, w, h and flat ``keypoints`` x, y, v) on a copy of ``image``.
 
     Joints with ``v > 0`` are drawn; crowd annotations are skipped.
@@ -170,18 +189,33 @@ def draw_ground_truth(image: np.ndarray, annotations: Iterable[dict], keypoints:
         x, y, bw, bh = (float(v) for v in ann["bbox"])
         flat = ann.get("keypoints") or [0] * (3 * j)
         if len(flat) != 3 * j:
-            raise ValueError(f"draw_ground_truth: annotation {ann.get('id')} has {len(flat)} keypoint values, "
-                             f"expected 3 x {j} for this KeypointSpec")
+            raise ValueError(
+                f"draw_ground_truth: annotation {ann.get('id')} has {len(flat)} keypoint values, "
+                f"expected 3 x {j} for this KeypointSpec"
+            )
         boxes.append([x, y, x + bw, y + bh])
         joints.append(np.asarray(flat, np.float64).reshape(j, 3))
     if not boxes:
         return _check_image(image).copy()
-    return draw_poses(image, np.array(boxes), np.ones(len(boxes)), np.stack(joints), keypoints,
-                      score_thresh=0.0, kpt_thresh=0.0, draw_boxes=draw_boxes, show_scores=False)
+    return draw_poses(
+        image,
+        np.array(boxes),
+        np.ones(len(boxes)),
+        np.stack(joints),
+        keypoints,
+        score_thresh=0.0,
+        kpt_thresh=0.0,
+        draw_boxes=draw_boxes,
+        show_scores=False,
+    )
 
 
-def side_by_side(pred_img: np.ndarray, gt_img: np.ndarray,
-                 titles: Sequence[str] | None = ("prediction", "ground truth"), gap: int = 4) -> np.ndarray:
+def side_by_side(
+    pred_img: np.ndarray,
+    gt_img: np.ndarray,
+    titles: Sequence[str] | None = ("prediction", "ground truth"),
+    gap: int = 4,
+) -> np.ndarray:
     """Place two images next to each other (the right one resized to the left one's height), titled.
 
     Args:
@@ -203,6 +237,5 @@ def side_by_side(pred_img: np.ndarray, gt_img: np.ndarray,
         for text, x0 in zip(titles, (0, left.shape[1] + gap)):
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
             cv2.rectangle(out, (x0, 0), (x0 + tw + 6, th + 8), (0, 0, 0), -1)
-            cv2.putText(out, text, (x0 + 3, th + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                        cv2.LINE_AA)
+            cv2.putText(out, text, (x0 + 3, th + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return out

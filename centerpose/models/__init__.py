@@ -9,7 +9,19 @@ from centerpose.models.hourglass import HourglassBackbone
 from centerpose.models.registry import ARCHITECTURES, ArchSpec, canonical_arch, get_arch, valid_backbones
 
 __all__ = [
-    "ARCHITECTURES", "ArchSpec", "CenterNet", "CenterNetHeads", "DCN", "HourglassBackbone", "TimmBackbone",
-    "build_model", "canonical_arch", "create_backbone", "get_arch", "list_backbones",
-    "pose_heads", "register_backbone", "valid_backbones",
+    "ARCHITECTURES",
+    "ArchSpec",
+    "CenterNet",
+    "CenterNetHeads",
+    "DCN",
+    "HourglassBackbone",
+    "TimmBackbone",
+    "build_model",
+    "canonical_arch",
+    "create_backbone",
+    "get_arch",
+    "list_backbones",
+    "pose_heads",
+    "register_backbone",
+    "valid_backbones",
 ]

@@ -37,8 +37,9 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_backbone(name: str, pretrained: bool = False, pretrained_file: str | Path | None = None,
-                    **kwargs) -> nn.Module:
+def create_backbone(
+    name: str, pretrained: bool = False, pretrained_file: str | Path | None = None, **kwargs
+) -> nn.Module:
     """Build a registered backbone, or any timm model as :class:`TimmBackbone`.
 
     Raises:
@@ -50,8 +51,9 @@ def create_backbone(name: str, pretrained: bool = False, pretrained_file: str | 
         tag = kwargs.pop("pretrained_tag", None)
         name = name if tag is None else f"{name}.{tag}"
         return TimmBackbone(name, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)
-    raise ValueError(f"unknown backbone {name!r}; registered: {list_backbones()}, or any timm model name "
-                     f"(see timm.list_models())")
+    raise ValueError(
+        f"unknown backbone {name!r}; registered: {list_backbones()}, or any timm model name (see timm.list_models())"
+    )
 
 
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -82,8 +84,15 @@ class TimmBackbone(nn.Module):
         reductions: stride of each returned map.
     """
 
-    def __init__(self, name: str, pretrained: bool = False, pretrained_file: str | Path | None = None,
-                 out_indices: Sequence[int] | None = None, min_reduction: int = 1, **timm_kwargs) -> None:
+    def __init__(
+        self,
+        name: str,
+        pretrained: bool = False,
+        pretrained_file: str | Path | None = None,
+        out_indices: Sequence[int] | None = None,
+        min_reduction: int = 1,
+        **timm_kwargs,
+    ) -> None:
         super().__init__()
         if out_indices is not None:
             timm_kwargs["out_indices"] = tuple(out_indices)
@@ -93,14 +102,17 @@ class TimmBackbone(nn.Module):
         except Exception as e:  # hub errors come in many types (HTTP, offline mode, missing file)
             if not use_hub:
                 raise
-            raise RuntimeError(f"could not fetch pretrained weights for timm model {name!r} ({e}); on a machine "
-                               f"without hub access pass pretrained_file=<local weights file>") from e
+            raise RuntimeError(
+                f"could not fetch pretrained weights for timm model {name!r} ({e}); on a machine "
+                f"without hub access pass pretrained_file=<local weights file>"
+            ) from e
         self.name = name
         info = self.body.feature_info
         self.keep = [i for i, r in enumerate(info.reduction()) if r >= min_reduction]
         if not self.keep:
-            raise ValueError(f"timm model {name!r} has no feature level with stride >= {min_reduction} "
-                             f"(strides {info.reduction()})")
+            raise ValueError(
+                f"timm model {name!r} has no feature level with stride >= {min_reduction} (strides {info.reduction()})"
+            )
         self.channels: list[int] = [info.channels()[i] for i in self.keep]
         self.reductions: list[int] = [info.reduction()[i] for i in self.keep]
         if pretrained_file is not None:
@@ -144,8 +156,15 @@ class DLA34Backbone(TimmBackbone):
     (236 keys) one to one, and their BN statistics drift in training as the original's do.
     """
 
-    def __init__(self, name: str = "dla34", pretrained: bool = False, pretrained_file: str | Path | None = None,
-                 out_indices: Sequence[int] = (2, 3, 4, 5), keep_unused: bool = True, **timm_kwargs) -> None:
+    def __init__(
+        self,
+        name: str = "dla34",
+        pretrained: bool = False,
+        pretrained_file: str | Path | None = None,
+        out_indices: Sequence[int] = (2, 3, 4, 5),
+        keep_unused: bool = True,
+        **timm_kwargs,
+    ) -> None:
         # fc and the dead projections must exist before a local file (which may hold them) is loaded
         super().__init__(name, pretrained=pretrained, pretrained_file=None, out_indices=out_indices, **timm_kwargs)
         if keep_unused:
@@ -163,16 +182,18 @@ class DLA34Backbone(TimmBackbone):
 
 
 @register_backbone("dla34")
-def dla34(pretrained: bool = False, pretrained_file: str | Path | None = None, pretrained_tag: str = "in1k",
-          **kwargs) -> DLA34Backbone:
+def dla34(
+    pretrained: bool = False, pretrained_file: str | Path | None = None, pretrained_tag: str = "in1k", **kwargs
+) -> DLA34Backbone:
     """DLA-34 (timm ``dla34.in1k`` weights, the original's ImageNet start) at strides 4, 8, 16, 32."""
     name = f"dla34.{pretrained_tag}" if pretrained else "dla34"
     return DLA34Backbone(name, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)
 
 
 @register_backbone("resnet50")
-def resnet50(pretrained: bool = False, pretrained_file: str | Path | None = None, pretrained_tag: str = "tv_in1k",
-             **kwargs) -> TimmBackbone:
+def resnet50(
+    pretrained: bool = False, pretrained_file: str | Path | None = None, pretrained_tag: str = "tv_in1k", **kwargs
+) -> TimmBackbone:
     """ResNet-50 at stride 32 only, with torchvision's V1 weights (the original's ImageNet start) by default."""
     kwargs.setdefault("out_indices", (4,))
     name = f"resnet50.{pretrained_tag}" if pretrained else "resnet50"

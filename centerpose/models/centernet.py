@@ -59,11 +59,20 @@ class CenterNet(nn.Module):
         return self.heads(list(y) if isinstance(y, (list, tuple)) else [y])
 
 
-def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
-                keypoints: KeypointSpec = COCO_PERSON, pretrained: bool = False,
-                pretrained_file: str | Path | None = None, head_conv: int | None = None,
-                use_dcn: bool | None = None, pretrained_tag: str | None = None, joint_offsets: str = "shared",
-                neck: str | None = None, neck_width: int = 64, **options) -> CenterNet:
+def build_model(
+    backbone: str = "dla34",
+    heads: Mapping[str, int] | None = None,
+    keypoints: KeypointSpec = COCO_PERSON,
+    pretrained: bool = False,
+    pretrained_file: str | Path | None = None,
+    head_conv: int | None = None,
+    use_dcn: bool | None = None,
+    pretrained_tag: str | None = None,
+    joint_offsets: str = "shared",
+    neck: str | None = None,
+    neck_width: int = 64,
+    **options,
+) -> CenterNet:
     """Build a CenterNet for multi-person pose (or any head set): one registry lookup, one builder.
 
     Architectures (:mod:`centerpose.models.registry`):
@@ -102,17 +111,34 @@ def build_model(backbone: str = "dla34", heads: Mapping[str, int] | None = None,
             generic network.
     """
     spec = get_arch(backbone)
-    return build_from_spec(spec, backbone, heads=dict(heads) if heads is not None
-                           else pose_heads(keypoints, joint_offsets=joint_offsets),
-                           pretrained=pretrained, pretrained_file=pretrained_file, head_conv=head_conv,
-                           use_dcn=use_dcn, pretrained_tag=pretrained_tag, neck=neck, neck_width=neck_width,
-                           **options)
+    return build_from_spec(
+        spec,
+        backbone,
+        heads=dict(heads) if heads is not None else pose_heads(keypoints, joint_offsets=joint_offsets),
+        pretrained=pretrained,
+        pretrained_file=pretrained_file,
+        head_conv=head_conv,
+        use_dcn=use_dcn,
+        pretrained_tag=pretrained_tag,
+        neck=neck,
+        neck_width=neck_width,
+        **options,
+    )
 
 
-def build_from_spec(spec: ArchSpec, name: str, heads: Mapping[str, int], pretrained: bool = False,
-                    pretrained_file: str | Path | None = None, head_conv: int | None = None,
-                    use_dcn: bool | None = None, pretrained_tag: str | None = None, neck: str | None = None,
-                    neck_width: int = 64, **options) -> CenterNet:
+def build_from_spec(
+    spec: ArchSpec,
+    name: str,
+    heads: Mapping[str, int],
+    pretrained: bool = False,
+    pretrained_file: str | Path | None = None,
+    head_conv: int | None = None,
+    use_dcn: bool | None = None,
+    pretrained_tag: str | None = None,
+    neck: str | None = None,
+    neck_width: int = 64,
+    **options,
+) -> CenterNet:
     """The generic builder: ``spec``'s backbone, then its neck (or the ``neck`` named), then heads sized from
     the neck (in this order, so a seeded build draws the same random init as the original's)."""
     if pretrained_tag is not None and not spec.hub_weights:
@@ -132,7 +158,13 @@ def build_from_spec(spec: ArchSpec, name: str, heads: Mapping[str, int], pretrai
         head_conv = width
     elif head_conv is None:
         head_conv = spec.head_conv
-    heads_mod = CenterNetHeads(width, heads, head_conv, init_style=spec.head_init,
-                               num_stacks=getattr(bb, "num_stacks", 1), sorted_registration=spec.sorted_heads)
+    heads_mod = CenterNetHeads(
+        width,
+        heads,
+        head_conv,
+        init_style=spec.head_init,
+        num_stacks=getattr(bb, "num_stacks", 1),
+        sorted_registration=spec.sorted_heads,
+    )
     arch = name if spec.name == "timm" else spec.name
     return CenterNet(bb, neck_mod, heads_mod, arch=arch)

@@ -33,10 +33,16 @@ def _tap_grid(n_out: int, stride: int, pad: int, dil: int, k: int, device: torch
     return o[:, None] + torch.arange(k, device=device)[None, :] * dil
 
 
-def deform_conv2d_sampling(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
-                           bias: torch.Tensor | None = None, stride: int | tuple[int, int] = 1,
-                           padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1,
-                           mask: torch.Tensor | None = None) -> torch.Tensor:
+def deform_conv2d_sampling(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Modulated deformable conv with torchvision's ``deform_conv2d`` semantics, fast on CPU.
 
     Each (output position, offset group, tap) is one ``embedding_bag`` "bag" of the 4 bilinear corners:
@@ -68,11 +74,13 @@ def deform_conv2d_sampling(x: torch.Tensor, offset: torch.Tensor, weight: torch.
     wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     k = kh * kw
     if c_w != c:
-        raise ValueError(f"deform_conv2d_sampling: weight has {c_w} input channels, x has {c} (conv groups "
-                         "are not supported)")
+        raise ValueError(
+            f"deform_conv2d_sampling: weight has {c_w} input channels, x has {c} (conv groups are not supported)"
+        )
     if offset.dim() != 4 or offset.shape[0] != b or offset.shape[1] % (2 * k) or offset.shape[2:] != (ho, wo):
-        raise ValueError(f"deform_conv2d_sampling: offset shape {tuple(offset.shape)} does not fit "
-                         f"(B={b}, 2*dg*{k}, {ho}, {wo})")
+        raise ValueError(
+            f"deform_conv2d_sampling: offset shape {tuple(offset.shape)} does not fit (B={b}, 2*dg*{k}, {ho}, {wo})"
+        )
     dg = offset.shape[1] // (2 * k)
     if c % dg:
         raise ValueError(f"deform_conv2d_sampling: {c} input channels not divisible by {dg} offset groups")
@@ -104,10 +112,11 @@ def deform_conv2d_sampling(x: torch.Tensor, offset: torch.Tensor, weight: torch.
 
     # channels-last rows of the zero-bordered image, one plane per (batch, offset group)
     table = x.new_zeros(b, dg, hp, wp, cg)
-    table[:, :, 1:h + 1, 1:w + 1] = x.reshape(b, dg, cg, h, w).permute(0, 1, 3, 4, 2)
+    table[:, :, 1 : h + 1, 1 : w + 1] = x.reshape(b, dg, cg, h, w).permute(0, 1, 3, 4, 2)
     table = table.reshape(b * dg * hp * wp, cg)
-    cols = F.embedding_bag(idx.reshape(-1, 4), table, mode="sum",
-                           per_sample_weights=psw.reshape(-1, 4).to(x.dtype))  # (B*L*dg*K, cg)
+    cols = F.embedding_bag(
+        idx.reshape(-1, 4), table, mode="sum", per_sample_weights=psw.reshape(-1, 4).to(x.dtype)
+    )  # (B*L*dg*K, cg)
     cols = cols.reshape(b, ho * wo, dg * k * cg)
     # weight (out, C, kh, kw) = (out, dg, cg, K) -> (out, dg, K, cg) to match the columns' order
     w2 = weight.reshape(c_out, dg, cg, k).transpose(2, 3).reshape(c_out, dg * k * cg)
@@ -144,9 +153,17 @@ class DCN(nn.Module):
             and state-dict keys are the same for all.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int] = 3,
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 1,
-                 dilation: int | tuple[int, int] = 1, deformable_groups: int = 1, impl: DCNImpl = "auto") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 1,
+        dilation: int | tuple[int, int] = 1,
+        deformable_groups: int = 1,
+        impl: DCNImpl = "auto",
+    ) -> None:
         super().__init__()
         if impl not in _IMPLS:
             raise ValueError(f"DCN: impl must be one of {_IMPLS}, got {impl!r}")
@@ -161,8 +178,14 @@ class DCN(nn.Module):
         kh, kw = self.kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
         self.bias = nn.Parameter(torch.empty(out_channels))
-        self.conv_offset_mask = nn.Conv2d(in_channels, deformable_groups * 3 * kh * kw, self.kernel_size,
-                                          stride=self.stride, padding=self.padding, bias=True)
+        self.conv_offset_mask = nn.Conv2d(
+            in_channels,
+            deformable_groups * 3 * kh * kw,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            bias=True,
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -194,15 +217,25 @@ class DCN(nn.Module):
         om = self.conv_offset_mask(x)
         k2 = self.deformable_groups * self.kernel_size[0] * self.kernel_size[1]
         offset = om[:, : 2 * k2]
-        mask = torch.sigmoid(om[:, 2 * k2:])
+        mask = torch.sigmoid(om[:, 2 * k2 :])
         op = deform_conv2d_sampling if self.resolved_impl(x) == "sampling" else deform_conv2d
-        return op(x, offset, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                  dilation=self.dilation, mask=mask)
+        return op(
+            x,
+            offset,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            mask=mask,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, deformable_groups={self.deformable_groups}, "
-                f"impl={self.impl!r}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, deformable_groups={self.deformable_groups}, "
+            f"impl={self.impl!r}"
+        )
 
 
 @contextmanager

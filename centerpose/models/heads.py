@@ -18,8 +18,13 @@ HM_BIAS = -2.19  # −log((1 − 0.1) / 0.1): initial focal-loss prior of 0.1
 INIT_STYLES = ("dla", "res", "resdcn", "hourglass")
 
 
-def pose_heads(keypoints: KeypointSpec = COCO_PERSON, hm_hp: bool = True, reg_offset: bool = True,
-               reg_hp_offset: bool = True, joint_offsets: str = "shared") -> dict[str, int]:
+def pose_heads(
+    keypoints: KeypointSpec = COCO_PERSON,
+    hm_hp: bool = True,
+    reg_offset: bool = True,
+    reg_hp_offset: bool = True,
+    joint_offsets: str = "shared",
+) -> dict[str, int]:
     """The multi_pose head set in the original order: hm 1, wh 2, hps 2J, reg 2, hm_hp J, hp_offset 2.
 
     Args:
@@ -66,8 +71,11 @@ def make_head(in_channels: int, out_channels: int, head_conv: int, hourglass: bo
         return nn.Sequential(ConvReLU(in_channels, head_conv), nn.Conv2d(head_conv, out_channels, 1))
     if head_conv <= 0:
         return nn.Conv2d(in_channels, out_channels, 1)
-    return nn.Sequential(nn.Conv2d(in_channels, head_conv, 3, padding=1, bias=True), nn.ReLU(inplace=True),
-                         nn.Conv2d(head_conv, out_channels, 1, bias=True))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, head_conv, 3, padding=1, bias=True),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(head_conv, out_channels, 1, bias=True),
+    )
 
 
 @torch.no_grad()
@@ -109,8 +117,15 @@ class CenterNetHeads(nn.Module):
         heads: ``{name: channels}`` in output order.
     """
 
-    def __init__(self, in_channels: int, heads: Mapping[str, int], head_conv: int, init_style: str = "dla",
-                 num_stacks: int = 1, sorted_registration: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        heads: Mapping[str, int],
+        head_conv: int,
+        init_style: str = "dla",
+        num_stacks: int = 1,
+        sorted_registration: bool = False,
+    ) -> None:
         super().__init__()
         if not heads:
             raise ValueError("CenterNetHeads needs at least one head")
@@ -123,8 +138,9 @@ class CenterNetHeads(nn.Module):
                 module = make_head(in_channels, self.heads[name], head_conv, hourglass)
                 init_head(module, name, init_style)
             else:
-                module = nn.ModuleList(make_head(in_channels, self.heads[name], head_conv, hourglass)
-                                       for _ in range(num_stacks))
+                module = nn.ModuleList(
+                    make_head(in_channels, self.heads[name], head_conv, hourglass) for _ in range(num_stacks)
+                )
                 for m in module:
                     init_head(m, name, init_style)
             self.add_module(name, module)

@@ -39,8 +39,11 @@ class Residual(nn.Module):
         self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-                     if stride != 1 or cin != cout else nn.Sequential())
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Sequential()
+        )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,8 +95,14 @@ class HourglassBackbone(nn.Module):
         channels, reductions: per returned map (``[cnv_dim] * num_stacks``, ``[4] * num_stacks``).
     """
 
-    def __init__(self, num_stacks: int = 2, n: int = 5, dims: Sequence[int] = (256, 256, 384, 384, 384, 512),
-                 modules: Sequence[int] = (2, 2, 2, 2, 2, 4), cnv_dim: int = 256) -> None:
+    def __init__(
+        self,
+        num_stacks: int = 2,
+        n: int = 5,
+        dims: Sequence[int] = (256, 256, 384, 384, 384, 512),
+        modules: Sequence[int] = (2, 2, 2, 2, 2, 4),
+        cnv_dim: int = 256,
+    ) -> None:
         super().__init__()
         curr = dims[0]
         self.num_stacks = num_stacks
@@ -104,10 +113,12 @@ class HourglassBackbone(nn.Module):
         self.kps = nn.ModuleList(HourglassModule(n, dims, modules) for _ in range(num_stacks))
         self.cnvs = nn.ModuleList(ConvBNReLU(3, curr, cnv_dim) for _ in range(num_stacks))
         self.inters = nn.ModuleList(Residual(curr, curr) for _ in range(num_stacks - 1))
-        self.inters_ = nn.ModuleList(nn.Sequential(nn.Conv2d(curr, curr, 1, bias=False), nn.BatchNorm2d(curr))
-                                     for _ in range(num_stacks - 1))
-        self.cnvs_ = nn.ModuleList(nn.Sequential(nn.Conv2d(cnv_dim, curr, 1, bias=False), nn.BatchNorm2d(curr))
-                                   for _ in range(num_stacks - 1))
+        self.inters_ = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(curr, curr, 1, bias=False), nn.BatchNorm2d(curr)) for _ in range(num_stacks - 1)
+        )
+        self.cnvs_ = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(cnv_dim, curr, 1, bias=False), nn.BatchNorm2d(curr)) for _ in range(num_stacks - 1)
+        )
         self.relu = nn.ReLU(inplace=True)
         self.size_multiple = 2 ** (n + 2)  # stem /4 then n halvings: 128 for n=5
 
@@ -131,8 +142,10 @@ def hourglass(pretrained: bool = False, pretrained_file: str | Path | None = Non
     ExtremeNet-converted checkpoint (trunk keys ``pre.*``, ``kps.*``, ... are ours unchanged; heads are ignored).
     """
     if pretrained and pretrained_file is None:
-        raise ValueError("hourglass has no hub weights; pass pretrained_file=<original checkpoint> "
-                         "(e.g. ctdet_coco_hg.pth) or load one with centerpose.convert.load_original_checkpoint")
+        raise ValueError(
+            "hourglass has no hub weights; pass pretrained_file=<original checkpoint> "
+            "(e.g. ctdet_coco_hg.pth) or load one with centerpose.convert.load_original_checkpoint"
+        )
     model = HourglassBackbone(**kwargs)
     if pretrained_file is not None:
         sd = read_weights_file(pretrained_file)
@@ -140,7 +153,8 @@ def hourglass(pretrained: bool = False, pretrained_file: str | Path | None = Non
         missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
         bad = [k for k in own if k in sd and sd[k].shape != own[k].shape]
         if missing or bad:
-            raise ValueError(f"{pretrained_file}: not an Hourglass trunk (missing {missing[:3]}..., "
-                             f"wrong shape {bad[:3]})")
+            raise ValueError(
+                f"{pretrained_file}: not an Hourglass trunk (missing {missing[:3]}..., wrong shape {bad[:3]})"
+            )
         model.load_state_dict({k: sd[k] for k in own if k in sd}, strict=False)
     return model

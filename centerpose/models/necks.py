@@ -103,8 +103,14 @@ class DLAUp(nn.Module):
         use_dcn: DCN or plain conv.
     """
 
-    def __init__(self, startp: int, channels: Sequence[int], scales: Sequence[int],
-                 in_channels: Sequence[int] | None = None, use_dcn: bool = True) -> None:
+    def __init__(
+        self,
+        startp: int,
+        channels: Sequence[int],
+        scales: Sequence[int],
+        in_channels: Sequence[int] | None = None,
+        use_dcn: bool = True,
+    ) -> None:
         super().__init__()
         self.startp = startp
         channels = list(channels)
@@ -112,11 +118,12 @@ class DLAUp(nn.Module):
         scales = [int(s) for s in scales]
         for i in range(len(channels) - 1):
             j = -i - 2
-            setattr(self, f"ida_{i}", IDAUp(channels[j], in_channels[j:],
-                                            [s // scales[j] for s in scales[j:]], use_dcn))
+            setattr(
+                self, f"ida_{i}", IDAUp(channels[j], in_channels[j:], [s // scales[j] for s in scales[j:]], use_dcn)
+            )
             # levels deeper than j now live at level j's stride and width
-            scales[j + 1:] = [scales[j]] * len(scales[j + 1:])
-            in_channels[j + 1:] = [channels[j]] * len(in_channels[j + 1:])
+            scales[j + 1 :] = [scales[j]] * len(scales[j + 1 :])
+            in_channels[j + 1 :] = [channels[j]] * len(in_channels[j + 1 :])
 
     def forward(self, layers: list[torch.Tensor]) -> list[torch.Tensor]:
         """Returns the aggregated maps shallow to deep (the deepest is the untouched input). Mutates ``layers``."""
@@ -151,8 +158,10 @@ class DLAUpNeck(nn.Module):
     def __init__(self, in_channels: Sequence[int], reductions: Sequence[int], use_dcn: bool = True) -> None:
         super().__init__()
         if len(in_channels) != len(reductions) or len(in_channels) < 2:
-            raise ValueError(f"DLA-up neck needs >= 2 levels with one reduction each, got channels "
-                             f"{list(in_channels)} and reductions {list(reductions)}")
+            raise ValueError(
+                f"DLA-up neck needs >= 2 levels with one reduction each, got channels "
+                f"{list(in_channels)} and reductions {list(reductions)}"
+            )
         scales = _relative_scales(reductions)
         self.dla_up = DLAUp(0, in_channels, scales, use_dcn=use_dcn)
         n = len(in_channels) - 1  # the deepest level only feeds DLAUp (last_level=5 in the original)
@@ -188,8 +197,7 @@ class ResNetDeconvNeck(nn.Module):
         layers: list[nn.Module] = []
         cin = in_channels
         for p in num_filters:
-            up = nn.ConvTranspose2d(cin if not use_dcn else p, p, 4, stride=2, padding=1, output_padding=0,
-                                    bias=False)
+            up = nn.ConvTranspose2d(cin if not use_dcn else p, p, 4, stride=2, padding=1, output_padding=0, bias=False)
             if use_dcn:
                 fill_up_weights(up)
                 layers += [DCN(cin, p, 3, stride=1, padding=1), nn.BatchNorm2d(p), nn.ReLU(inplace=True)]
@@ -208,8 +216,9 @@ class ResNetDeconvNeck(nn.Module):
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class FPNNeck(nn.Module):
@@ -228,8 +237,10 @@ class FPNNeck(nn.Module):
     def __init__(self, in_channels: Sequence[int], reductions: Sequence[int], width: int = 64) -> None:
         super().__init__()
         if len(in_channels) != len(reductions) or len(in_channels) < 2:
-            raise ValueError(f"FPN neck needs >= 2 levels with one reduction each, got channels "
-                             f"{list(in_channels)} and reductions {list(reductions)}")
+            raise ValueError(
+                f"FPN neck needs >= 2 levels with one reduction each, got channels "
+                f"{list(in_channels)} and reductions {list(reductions)}"
+            )
         _relative_scales(reductions)  # strides must double
         self.lateral = nn.ModuleList(_conv_bn_relu(int(c), int(width), 1) for c in in_channels)
         self.out = _conv_bn_relu(int(width), int(width), 3)

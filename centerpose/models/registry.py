@@ -120,8 +120,10 @@ def named_neck(name: str, backbone: nn.Module, use_dcn: bool, width: int = 64) -
         raise ValueError(f"unknown neck {name!r}; choose from {NECKS} (or null: the architecture's own)")
     levels = list(getattr(backbone, "reductions", []))
     if len(levels) < 2 or any(b != 2 * a for a, b in zip(levels, levels[1:])):
-        raise ValueError(f"neck={name!r} needs a backbone whose feature levels double in stride; this one gives "
-                         f"strides {levels} (use model.net.neck=null for the architecture's own neck)")
+        raise ValueError(
+            f"neck={name!r} needs a backbone whose feature levels double in stride; this one gives "
+            f"strides {levels} (use model.net.neck=null for the architecture's own neck)"
+        )
     if name == "dla_up":
         return _dla_up(backbone, use_dcn)
     if use_dcn:
@@ -142,37 +144,78 @@ def _no_neck(backbone: nn.Module, use_dcn: bool) -> nn.Module:
 
 
 # --------------------------------------------------------------------------------------------- entries
-_RES_RULES: KeyRules = (("conv1.", "backbone.body.conv1."), ("bn1.", "backbone.body.bn1."),
-                        *((f"layer{i}.", f"backbone.body.layer{i}.") for i in range(1, 5)),
-                        ("deconv_layers.", "neck.deconv_layers."))
+_RES_RULES: KeyRules = (
+    ("conv1.", "backbone.body.conv1."),
+    ("bn1.", "backbone.body.bn1."),
+    *((f"layer{i}.", f"backbone.body.layer{i}.") for i in range(1, 5)),
+    ("deconv_layers.", "neck.deconv_layers."),
+)
 
 DLA34 = ArchSpec(
-    name="dla34", aliases=("dla", "dla_34"), backbone=_trunk("dla34"), neck=_dla_up, head_conv=256,
-    head_init="dla", default_use_dcn=True,
-    original_keys=(("base.fc.", "backbone.fc."), ("base.", "backbone.body."), ("dla_up.", "neck.dla_up."),
-                   ("ida_up.", "neck.ida_up.")),
+    name="dla34",
+    aliases=("dla", "dla_34"),
+    backbone=_trunk("dla34"),
+    neck=_dla_up,
+    head_conv=256,
+    head_init="dla",
+    default_use_dcn=True,
+    original_keys=(
+        ("base.fc.", "backbone.fc."),
+        ("base.", "backbone.body."),
+        ("dla_up.", "neck.dla_up."),
+        ("ida_up.", "neck.ida_up."),
+    ),
     config_overrides=("backbone=dla",),
-    summary="timm DLA-34 + DLA-up neck with DCNs; 256-wide heads")
+    summary="timm DLA-34 + DLA-up neck with DCNs; 256-wide heads",
+)
 RES_50 = ArchSpec(
-    name="res_50", aliases=("resnet50", "res"), backbone=_trunk("resnet50"), neck=_deconv(False), head_conv=64,
-    head_init="res", sorted_heads=True, original_keys=_RES_RULES, config_overrides=("backbone=resnet50",),
-    summary="timm ResNet-50 + 3 deconvs (256); 64-wide heads, registered in sorted order")
+    name="res_50",
+    aliases=("resnet50", "res"),
+    backbone=_trunk("resnet50"),
+    neck=_deconv(False),
+    head_conv=64,
+    head_init="res",
+    sorted_heads=True,
+    original_keys=_RES_RULES,
+    config_overrides=("backbone=resnet50",),
+    summary="timm ResNet-50 + 3 deconvs (256); 64-wide heads, registered in sorted order",
+)
 RESDCN_50 = ArchSpec(
-    name="resdcn_50", aliases=("resdcn50",), backbone=_trunk("resnet50"), neck=_deconv(True), head_conv=64,
-    head_init="resdcn", original_keys=_RES_RULES,
+    name="resdcn_50",
+    aliases=("resdcn50",),
+    backbone=_trunk("resnet50"),
+    neck=_deconv(True),
+    head_conv=64,
+    head_init="resdcn",
+    original_keys=_RES_RULES,
     config_overrides=("backbone=resnet50", "model.net.backbone=resdcn_50"),
-    summary="timm ResNet-50 + DCN/deconv neck (256, 128, 64); 64-wide heads")
+    summary="timm ResNet-50 + DCN/deconv neck (256, 128, 64); 64-wide heads",
+)
 HOURGLASS = ArchSpec(
-    name="hourglass", aliases=("hourglass104", "hg"), backbone=_trunk("hourglass"), neck=_no_neck,
-    head_conv=None, head_init="hourglass", options_to="backbone", input_multiple=128, hub_weights=False,
+    name="hourglass",
+    aliases=("hourglass104", "hg"),
+    backbone=_trunk("hourglass"),
+    neck=_no_neck,
+    head_conv=None,
+    head_init="hourglass",
+    options_to="backbone",
+    input_multiple=128,
+    hub_weights=False,
     original_keys=tuple((f"{p}.", f"backbone.{p}.") for p in ("pre", "kps", "cnvs", "inters", "inters_", "cnvs_")),
     config_overrides=("backbone=hourglass",),
-    summary="Hourglass-104, 2 stacks; 256-wide heads (head_conv is ignored, as the original)")
+    summary="Hourglass-104, 2 stacks; 256-wide heads (head_conv is ignored, as the original)",
+)
 TIMM = ArchSpec(
-    name="timm", aliases=(), backbone=_timm_trunk, neck=_dla_up, head_conv=256, head_init="dla",
+    name="timm",
+    aliases=(),
+    backbone=_timm_trunk,
+    neck=_dla_up,
+    head_conv=256,
+    head_init="dla",
     config_overrides=("backbone=timm",),
     summary="any timm model: features_only levels from stride 4 + DLA-up neck with plain convs "
-            "(use_dcn=True puts DCNs in); 256-wide heads")
+    "(use_dcn=True puts DCNs in); 256-wide heads",
+)
 
 #: The original architectures by name; any other timm model name builds :data:`TIMM`.
 ARCHITECTURES: dict[str, ArchSpec] = {s.name: s for s in (DLA34, RES_50, RESDCN_50, HOURGLASS)}
@@ -200,15 +243,18 @@ def get_arch(name: str) -> ArchSpec:
     """
     base, dot, tag = name.partition(".")
     if dot and base in ARCH_ALIASES:
-        raise ValueError(f"backbone {name!r}: a weights tag in the name would build timm's generic {base} "
-                         f"network, not the original {canonical_arch(base)}; pass backbone={base!r} and "
-                         f"pretrained_tag={tag!r}")
+        raise ValueError(
+            f"backbone {name!r}: a weights tag in the name would build timm's generic {base} "
+            f"network, not the original {canonical_arch(base)}; pass backbone={base!r} and "
+            f"pretrained_tag={tag!r}"
+        )
     if name in ARCH_ALIASES:
         return ARCHITECTURES[ARCH_ALIASES[name]]
     if name in list_backbones() or timm.is_model(name):
         return TIMM
-    raise ValueError(f"unknown backbone {name!r}; choose one of {valid_backbones()} or any timm model "
-                     f"name (timm.list_models())")
+    raise ValueError(
+        f"unknown backbone {name!r}; choose one of {valid_backbones()} or any timm model name (timm.list_models())"
+    )
 
 
 def original_arch(name: str) -> ArchSpec:

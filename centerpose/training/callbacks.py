@@ -47,8 +47,15 @@ class EpochThroughput(pl.Callback):
 
     def _log(self, pl_module: pl.LightningModule, name: str, value: float, reduce_fx: str) -> None:
         # sync_dist reduces the per-rank values (sum of rates, max of memory) in one all-reduce per key.
-        pl_module.log(f"perf/{name}", float(value), on_step=False, on_epoch=True, sync_dist=True,
-                      reduce_fx=reduce_fx, rank_zero_only=False)
+        pl_module.log(
+            f"perf/{name}",
+            float(value),
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
+            reduce_fx=reduce_fx,
+            rank_zero_only=False,
+        )
 
     # ------------------------------------------------------------------ training
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -57,8 +64,9 @@ class EpochThroughput(pl.Callback):
         if self.log_memory and pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._images["train"] += batch_images(batch)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -73,8 +81,15 @@ class EpochThroughput(pl.Callback):
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._begin("val")
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                                batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._images["val"] += batch_images(batch)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -31,10 +31,12 @@ from centerpose.errors import RunError
 
 log = logging.getLogger("centerpose.training.guards")
 
-ADVICE = ("lower the learning rate (model.lr=... or model.base_lr=...), clip gradients "
-          "(trainer.gradient_clip_val=...), check the data (python -m centerpose.check_data), then resume from "
-          "the last finite checkpoint (ckpt_path=auto); callbacks.divergence_guard.action=skip skips "
-          "non-finite steps instead of stopping")
+ADVICE = (
+    "lower the learning rate (model.lr=... or model.base_lr=...), clip gradients "
+    "(trainer.gradient_clip_val=...), check the data (python -m centerpose.check_data), then resume from "
+    "the last finite checkpoint (ckpt_path=auto); callbacks.divergence_guard.action=skip skips "
+    "non-finite steps instead of stopping"
+)
 
 
 class DivergenceError(RunError):
@@ -65,8 +67,13 @@ class DivergenceGuard(pl.Callback):
         check_weights: check the weights after every optimizer step.
     """
 
-    def __init__(self, action: str = "stop", explode_factor: float | None = 1e3, check_grads: bool = True,
-                 check_weights: bool = True) -> None:
+    def __init__(
+        self,
+        action: str = "stop",
+        explode_factor: float | None = 1e3,
+        check_grads: bool = True,
+        check_weights: bool = True,
+    ) -> None:
         if action not in ("stop", "skip"):
             raise ValueError(f"DivergenceGuard action must be 'stop' or 'skip', got {action!r}")
         self.action = action
@@ -105,15 +112,20 @@ class DivergenceGuard(pl.Callback):
     # ------------------------------------------------------------------ checks
     def _where(self, trainer: pl.Trainer) -> str:
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        return (f"step {trainer.global_step} (epoch {trainer.current_epoch}, batch "
-                f"{trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1}), lr {lr:.3g}")
+        return (
+            f"step {trainer.global_step} (epoch {trainer.current_epoch}, batch "
+            f"{trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1}), lr {lr:.3g}"
+        )
 
     def _fail(self, trainer: pl.Trainer, what: str) -> None:
-        raise DivergenceError(f"training diverged at {self._where(trainer)}: {what}. Nothing after the last "
-                              f"finite checkpoint was saved. Advice: {ADVICE}")
+        raise DivergenceError(
+            f"training diverged at {self._where(trainer)}: {what}. Nothing after the last "
+            f"finite checkpoint was saved. Advice: {ADVICE}"
+        )
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._skip_step = False
         self._terms = {}
 
@@ -130,16 +142,20 @@ class DivergenceGuard(pl.Callback):
             self.first_loss = value
         elif self.explode_factor and value > self.explode_factor * max(self.first_loss, 1e-12):
             terms = ", ".join(f"{k}={float(v):.4g}" for k, v in self._terms.items())
-            self._fail(trainer, f"loss {value:.4g} exploded to more than {self.explode_factor:g} x the first "
-                                f"loss {self.first_loss:.4g} ({terms})")
+            self._fail(
+                trainer,
+                f"loss {value:.4g} exploded to more than {self.explode_factor:g} x the first "
+                f"loss {self.first_loss:.4g} ({terms})",
+            )
 
     def _skip(self, trainer: pl.Trainer, what: str) -> None:
         self._skip_step = True
         self.skipped += 1
         log.warning("skipping the update of %s: %s (%d skipped so far)", self._where(trainer), what, self.skipped)
 
-    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                                 optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         if not self._skip_step and self.check_grads and not all_finite([p.grad for p in params]):
             names = nonfinite_names([(n, p.grad) for n, p in pl_module.named_parameters()])
@@ -151,17 +167,18 @@ class DivergenceGuard(pl.Callback):
             for p in params:  # optimizers skip parameters without a gradient: the weights stay as they are
                 p.grad = None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.check_weights and not all_finite(list(pl_module.parameters())):
             names = nonfinite_names(list(pl_module.named_parameters()))
             self._fail(trainer, f"non-finite weights after the optimizer step in {', '.join(names)}")
         if self.action == "skip":
-            pl_module.log("train/skipped_steps", float(self.skipped), on_step=False, on_epoch=True,
-                          reduce_fx="max")
+            pl_module.log("train/skipped_steps", float(self.skipped), on_step=False, on_epoch=True, reduce_fx="max")
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         state = checkpoint.get("state_dict", {})
         floats = [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
         if not all_finite([v for _, v in floats]):

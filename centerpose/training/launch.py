@@ -32,8 +32,15 @@ log = logging.getLogger(__name__)
 # sweep job in the same process would otherwise believe its processes were created externally.
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 # Hydra overrides that DDP child processes keep; sweep, launcher and run-directory settings are dropped.
-_CHILD_HYDRA_OVERRIDES = ("hydra.job.chdir", "hydra.job.env_set", "hydra.verbose", "hydra/job_logging",
-                          "hydra/hydra_logging", "hydra.job_logging", "hydra.hydra_logging")
+_CHILD_HYDRA_OVERRIDES = (
+    "hydra.job.chdir",
+    "hydra.job.env_set",
+    "hydra.verbose",
+    "hydra/job_logging",
+    "hydra/hydra_logging",
+    "hydra.job_logging",
+    "hydra.hydra_logging",
+)
 
 
 def _rank_zero(value: Any, otherwise: Any = None) -> Any:

@@ -25,9 +25,16 @@ def wandb_has_credentials() -> bool:
         return False
 
 
-def wandb_logger(project: str = "centerpose", group: str | None = None, name: str | None = None,
-                 tags: list[str] | None = None, save_dir: str = ".", mode: str = "auto",
-                 log_model: bool | str = False, **kwargs: Any) -> WandbLogger:
+def wandb_logger(
+    project: str = "centerpose",
+    group: str | None = None,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    save_dir: str = ".",
+    mode: str = "auto",
+    log_model: bool | str = False,
+    **kwargs: Any,
+) -> WandbLogger:
     """A :class:`WandbLogger` that goes offline instead of failing when wandb can't be reached.
 
     Args:
@@ -49,8 +56,16 @@ def wandb_logger(project: str = "centerpose", group: str | None = None, name: st
         # One wandb run per run folder: a resumed training (ckpt_path=auto, requeue) continues the same run.
         kwargs["id"] = wandb_run_id(save_dir)
         kwargs.setdefault("resume", "allow")
-    return WandbLogger(project=project, group=group, name=name, tags=list(tags or []), save_dir=str(save_dir),
-                       offline=offline, log_model=False if offline else log_model, **kwargs)
+    return WandbLogger(
+        project=project,
+        group=group,
+        name=name,
+        tags=list(tags or []),
+        save_dir=str(save_dir),
+        offline=offline,
+        log_model=False if offline else log_model,
+        **kwargs,
+    )
 
 
 def wandb_run_id(save_dir: str | Path) -> str:
@@ -89,8 +104,9 @@ class RunCSVLogger(CSVLogger):
         super().__init__(*args, **kwargs)
         self.keep_history = False
 
-    def continue_history(self, epoch: int, global_step: int, epoch_row: dict[str, float] | None = None,
-                         epoch_row_step: int | None = None) -> int:
+    def continue_history(
+        self, epoch: int, global_step: int, epoch_row: dict[str, float] | None = None, epoch_row_step: int | None = None
+    ) -> int:
         """Keep ``metrics.csv`` rows up to the end of ``epoch`` / ``global_step``; returns the rows kept.
 
         ``epoch_row`` (kept in the checkpoint by :class:`centerpose.training.resume.ResumeState`) is the epoch's

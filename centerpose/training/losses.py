@@ -32,7 +32,13 @@ __all__ = [
 
 #: Stats returned by :class:`PoseLoss`, in the original trainer's order.
 STAT_NAMES: tuple[str, ...] = (
-    "loss", "hm_loss", "hp_loss", "hm_hp_loss", "hp_offset_loss", "wh_loss", "off_loss",
+    "loss",
+    "hm_loss",
+    "hp_loss",
+    "hm_hp_loss",
+    "hp_offset_loss",
+    "wh_loss",
+    "off_loss",
 )
 
 FocalNorm = Literal["batch", "max1", "image"]
@@ -145,10 +151,20 @@ class PoseLoss(nn.Module):
     Disabled terms are reported as zero tensors instead of the original's Python int 0 (E5 improved).
     """
 
-    def __init__(self, hm_weight: float = 1.0, wh_weight: float = 0.1, off_weight: float = 1.0,
-                 hp_weight: float = 1.0, hm_hp_weight: float = 1.0, reg_loss: str = "l1",
-                 dense_hp: bool = False, hm_hp: bool = True, reg_offset: bool = True,
-                 reg_hp_offset: bool = True, focal_normalize: FocalNorm = "batch") -> None:
+    def __init__(
+        self,
+        hm_weight: float = 1.0,
+        wh_weight: float = 0.1,
+        off_weight: float = 1.0,
+        hp_weight: float = 1.0,
+        hm_hp_weight: float = 1.0,
+        reg_loss: str = "l1",
+        dense_hp: bool = False,
+        hm_hp: bool = True,
+        reg_offset: bool = True,
+        reg_hp_offset: bool = True,
+        focal_normalize: FocalNorm = "batch",
+    ) -> None:
         super().__init__()
         if reg_loss not in _REG_LOSSES:
             raise ValueError(f"PoseLoss: reg_loss must be one of {sorted(_REG_LOSSES)}, got {reg_loss!r}")
@@ -162,8 +178,9 @@ class PoseLoss(nn.Module):
         self.reg_hp_offset = reg_hp_offset and hm_hp
         self.focal_normalize = focal_normalize
 
-    def forward(self, outputs: Sequence[Mapping[str, Tensor]] | Mapping[str, Tensor],
-                batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, outputs: Sequence[Mapping[str, Tensor]] | Mapping[str, Tensor], batch: Mapping[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Compute the loss.
 
         Args:
@@ -178,9 +195,11 @@ class PoseLoss(nn.Module):
         if not stacks:
             raise ValueError("PoseLoss: outputs is empty")
         if self.hm_hp and "hm_hp" not in batch and "hp_radius" in batch:
-            raise KeyError("PoseLoss: the batch has sparse joint heatmaps (hp_radius) but no hm_hp; finish it with "
-                           "centerpose.codec.device_heatmaps.finish_joint_heatmaps (CenterPoseModule's "
-                           "on_after_batch_transfer does) or build the data with joint_heatmaps='dense'")
+            raise KeyError(
+                "PoseLoss: the batch has sparse joint heatmaps (hp_radius) but no hm_hp; finish it with "
+                "centerpose.codec.device_heatmaps.finish_joint_heatmaps (CenterPoseModule's "
+                "on_after_batch_transfer does) or build the data with joint_heatmaps='dense'"
+            )
         n = len(stacks)
         ref = stacks[0]["hm"]
         zero = ref.new_zeros(())
@@ -191,29 +210,39 @@ class PoseLoss(nn.Module):
             if self.dense_hp:
                 mask = batch["dense_hps_mask"]
                 weight = mask.sum() + 1e-4
-                hp_loss = hp_loss + F.l1_loss(out["hps"] * mask, batch["dense_hps"] * mask,
-                                              reduction="sum") / weight / n
+                hp_loss = (
+                    hp_loss + F.l1_loss(out["hps"] * mask, batch["dense_hps"] * mask, reduction="sum") / weight / n
+                )
             else:
-                hp_loss = hp_loss + reg_weighted_l1_loss(out["hps"], batch["hps_mask"], batch["ind"],
-                                                         batch["hps"]) / n
+                hp_loss = hp_loss + reg_weighted_l1_loss(out["hps"], batch["hps_mask"], batch["ind"], batch["hps"]) / n
             if self.wh_weight > 0:
                 wh_loss = wh_loss + self.crit_reg(out["wh"], batch["reg_mask"], batch["ind"], batch["wh"]) / n
             if self.reg_offset and self.off_weight > 0:
-                off_loss = off_loss + self.crit_reg(out["reg"], batch["reg_mask"], batch["ind"],
-                                                    batch["reg"]) / n
+                off_loss = off_loss + self.crit_reg(out["reg"], batch["reg_mask"], batch["ind"], batch["reg"]) / n
             if self.reg_hp_offset and self.off_weight > 0:
                 # slot m of hp_ind (N·J slots, person-major) is joint m % J
                 slots = batch["hp_ind"].shape[1]
                 joint = torch.arange(slots, device=ref.device) % (slots // batch["ind"].shape[1])
                 offsets, ind = joint_offset_map(out["hp_offset"], batch["hp_ind"], joint)
-                hp_offset_loss = hp_offset_loss + self.crit_reg(offsets, batch["hp_mask"], ind,
-                                                                batch["hp_offset"]) / n
+                hp_offset_loss = hp_offset_loss + self.crit_reg(offsets, batch["hp_mask"], ind, batch["hp_offset"]) / n
             if self.hm_hp and self.hm_hp_weight > 0:
                 hm_hp = clamped_sigmoid(out["hm_hp"])
                 hm_hp_loss = hm_hp_loss + focal_loss(hm_hp, batch["hm_hp"], self.focal_normalize) / n
-        loss = (self.hm_weight * hm_loss + self.wh_weight * wh_loss + self.off_weight * off_loss
-                + self.hp_weight * hp_loss + self.hm_hp_weight * hm_hp_loss
-                + self.off_weight * hp_offset_loss)
-        stats = {"loss": loss, "hm_loss": hm_loss, "hp_loss": hp_loss, "hm_hp_loss": hm_hp_loss,
-                 "hp_offset_loss": hp_offset_loss, "wh_loss": wh_loss, "off_loss": off_loss}
+        loss = (
+            self.hm_weight * hm_loss
+            + self.wh_weight * wh_loss
+            + self.off_weight * off_loss
+            + self.hp_weight * hp_loss
+            + self.hm_hp_weight * hm_hp_loss
+            + self.off_weight * hp_offset_loss
+        )
+        stats = {
+            "loss": loss,
+            "hm_loss": hm_loss,
+            "hp_loss": hp_loss,
+            "hm_hp_loss": hm_hp_loss,
+            "hp_offset_loss": hp_offset_loss,
+            "wh_loss": wh_loss,
+            "off_loss": off_loss,
+        }
         return loss, stats

@@ -59,8 +59,9 @@ class CenterPoseModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         # Only plain values go into hparams: checkpoints must stay loadable with weights_only=True.
-        self.save_hyperparameters(logger=False, ignore=["net", "loss", "optimizer", "scheduler", "keypoints",
-                                                        "evaluator", "codec"])
+        self.save_hyperparameters(
+            logger=False, ignore=["net", "loss", "optimizer", "scheduler", "keypoints", "evaluator", "codec"]
+        )
         self.net = net
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -96,12 +97,18 @@ class CenterPoseModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         world = self.trainer.world_size
-        self.print(f"[centerpose] lr {self.learning_rate():.6g} for global batch "
-                   f"{self.hparams.batch_size} x {world} = {self.hparams.batch_size * world} "
-                   f"(base {self.hparams.base_lr:g} @ {self.hparams.base_batch_size})")
+        self.print(
+            f"[centerpose] lr {self.learning_rate():.6g} for global batch "
+            f"{self.hparams.batch_size} x {world} = {self.hparams.batch_size * world} "
+            f"(base {self.hparams.base_lr:g} @ {self.hparams.base_batch_size})"
+        )
         # The same numbers as hyperparameters, so dashboards can compare runs on different GPU counts.
-        scaling = {"lr": self.learning_rate(), "global_batch_size": self.hparams.batch_size * world,
-                   "world_size": world, "num_nodes": self.trainer.num_nodes}
+        scaling = {
+            "lr": self.learning_rate(),
+            "global_batch_size": self.hparams.batch_size * world,
+            "world_size": world,
+            "num_nodes": self.trainer.num_nodes,
+        }
         for logger in self.trainer.loggers:
             logger.log_hyperparams(scaling)
 
@@ -112,8 +119,15 @@ class CenterPoseModule(pl.LightningModule):
         on_step = stage == "train"
         batch_size = batch["input"].shape[0]
         for name, value in stats.items():
-            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, prog_bar=name == "loss",
-                     sync_dist=not on_step, batch_size=batch_size)
+            self.log(
+                f"{stage}/{name}",
+                value,
+                on_step=on_step,
+                on_epoch=True,
+                prog_bar=name == "loss",
+                sync_dist=not on_step,
+                batch_size=batch_size,
+            )
         return loss, outputs
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

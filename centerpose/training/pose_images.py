@@ -56,24 +56,38 @@ def load_samples(dataset: Any, num_images: int) -> list[PoseSample]:
     """
     missing = [name for name in ("coco", "load_image", "__getitem__", "__len__") if not hasattr(dataset, name)]
     if missing:
-        raise TypeError(f"pose images need a CocoPoseDataset-like val set; {type(dataset).__name__} lacks "
-                        f"{', '.join(missing)}")
+        raise TypeError(
+            f"pose images need a CocoPoseDataset-like val set; {type(dataset).__name__} lacks {', '.join(missing)}"
+        )
     samples = []
     for i in range(min(int(num_images), len(dataset))):
         item = dataset[i]
         meta = item["meta"]
         img_id = int(meta["img_id"])
         anns = dataset.coco.loadAnns(ids=dataset.coco.getAnnIds(imgIds=[img_id]))
-        samples.append(PoseSample(img_id=img_id, image=dataset.load_image(i), input=sample_input(item),
-                                  c=np.asarray(meta["c"], np.float64).reshape(2), s=float(meta["s"]),
-                                  annotations=list(anns)))
+        samples.append(
+            PoseSample(
+                img_id=img_id,
+                image=dataset.load_image(i),
+                input=sample_input(item),
+                c=np.asarray(meta["c"], np.float64).reshape(2),
+                s=float(meta["s"]),
+                annotations=list(anns),
+            )
+        )
     return samples
 
 
 @torch.no_grad()
-def predict_samples(model: torch.nn.Module, samples: Sequence[PoseSample], codec: CenterPoseCodec | None = None, *,
-                    K: int | None = None, device: torch.device | str = "cpu",
-                    forward_context: Any = None) -> list[Poses]:
+def predict_samples(
+    model: torch.nn.Module,
+    samples: Sequence[PoseSample],
+    codec: CenterPoseCodec | None = None,
+    *,
+    K: int | None = None,
+    device: torch.device | str = "cpu",
+    forward_context: Any = None,
+) -> list[Poses]:
     """Run ``model`` on the samples' inputs in one batch and decode to image coordinates.
 
     Decoding is ``codec``'s (default: plain sigmoid, original top-k, no flip, §3.2/§3.4) with per-joint heatmap
@@ -106,13 +120,20 @@ def predict_samples(model: torch.nn.Module, samples: Sequence[PoseSample], codec
             outputs = model(x)
     else:
         outputs = model(x)
-    meta = {"c": torch.from_numpy(np.stack([s.c for s in samples])),
-            "s": torch.tensor([smp.s for smp in samples], dtype=torch.float64)}
+    meta = {
+        "c": torch.from_numpy(np.stack([s.c for s in samples])),
+        "s": torch.tensor([smp.s for smp in samples], dtype=torch.float64),
+    }
     return codec.decode(outputs[-1], meta).numpy().unbind()
 
 
-def render_sample(sample: PoseSample, poses: Poses | np.ndarray, keypoints: KeypointSpec = COCO_PERSON,
-                  score_thresh: float = 0.3, kpt_thresh: float = 0.1) -> np.ndarray:
+def render_sample(
+    sample: PoseSample,
+    poses: Poses | np.ndarray,
+    keypoints: KeypointSpec = COCO_PERSON,
+    score_thresh: float = 0.3,
+    kpt_thresh: float = 0.1,
+) -> np.ndarray:
     """Draw predictions (left) next to the ground truth (right) on the original image.
 
     Args:
@@ -129,13 +150,21 @@ def render_sample(sample: PoseSample, poses: Poses | np.ndarray, keypoints: Keyp
     if not isinstance(poses, Poses):
         rows = np.asarray(poses)
         if rows.ndim != 2 or rows.shape[1] != 5 + 3 * j:
-            raise ValueError(f"render_sample: rows must be (K, {5 + 3 * j}) for a {j}-joint KeypointSpec, "
-                             f"got {rows.shape}")
+            raise ValueError(
+                f"render_sample: rows must be (K, {5 + 3 * j}) for a {j}-joint KeypointSpec, got {rows.shape}"
+            )
         poses = Poses.from_rows(rows, num_joints=j)
     elif poses.num_joints != j:
         raise ValueError(f"render_sample: poses have {poses.num_joints} joints, the KeypointSpec {j}")
-    pred = draw_poses(sample.image, poses.boxes, poses.scores, poses.keypoints, keypoints,
-                      score_thresh=score_thresh, kpt_thresh=kpt_thresh)
+    pred = draw_poses(
+        sample.image,
+        poses.boxes,
+        poses.scores,
+        poses.keypoints,
+        keypoints,
+        score_thresh=score_thresh,
+        kpt_thresh=kpt_thresh,
+    )
     gt = draw_ground_truth(sample.image, sample.annotations, keypoints)
     return side_by_side(pred, gt)
 
@@ -168,9 +197,17 @@ class PoseImageLogger(pl.Callback):
         jpeg_quality: quality of the written JPEGs.
     """
 
-    def __init__(self, num_images: int = 4, every_n_epochs: int = 5, score_thresh: float = 0.3,
-                 kpt_thresh: float = 0.1, dirname: str = "pose_images", codec: CenterPoseCodec | None = None,
-                 wandb_key: str = "val/poses", jpeg_quality: int = 90) -> None:
+    def __init__(
+        self,
+        num_images: int = 4,
+        every_n_epochs: int = 5,
+        score_thresh: float = 0.3,
+        kpt_thresh: float = 0.1,
+        dirname: str = "pose_images",
+        codec: CenterPoseCodec | None = None,
+        wandb_key: str = "val/poses",
+        jpeg_quality: int = 90,
+    ) -> None:
         if num_images < 1:
             raise ValueError(f"PoseImageLogger: num_images must be >= 1, got {num_images}")
         if every_n_epochs < 1:
@@ -216,21 +253,32 @@ class PoseImageLogger(pl.Callback):
         was_training = pl_module.training
         pl_module.eval()
         try:
-            poses = predict_samples(pl_module, samples, self.codec, device=pl_module.device,
-                                    forward_context=trainer.precision_plugin.forward_context)
+            poses = predict_samples(
+                pl_module,
+                samples,
+                self.codec,
+                device=pl_module.device,
+                forward_context=trainer.precision_plugin.forward_context,
+            )
         finally:
             pl_module.train(was_training)
         images = [render_sample(s, p, keypoints, self.score_thresh, self.kpt_thresh) for s, p in zip(samples, poses)]
-        captions = [f"epoch {epoch} image {s.img_id}: {int((p.scores > self.score_thresh).sum())} predicted, "
-                    f"{sum(1 for a in s.annotations if not a.get('iscrowd', 0))} annotated"
-                    for s, p in zip(samples, poses)]
+        captions = [
+            f"epoch {epoch} image {s.img_id}: {int((p.scores > self.score_thresh).sum())} predicted, "
+            f"{sum(1 for a in s.annotations if not a.get('iscrowd', 0))} annotated"
+            for s, p in zip(samples, poses)
+        ]
         # setup() normally resolved the folder; default_root_dir needs no broadcast, unlike log_dir.
         self._save(images, samples, epoch, self.out_dir or Path(trainer.default_root_dir) / self.dirname)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 # wandb reads arrays as RGB; ours are cv2's BGR.
-                logger.log_image(key=self.wandb_key, images=[np.ascontiguousarray(im[:, :, ::-1]) for im in images],
-                                 caption=captions, step=trainer.global_step)
+                logger.log_image(
+                    key=self.wandb_key,
+                    images=[np.ascontiguousarray(im[:, :, ::-1]) for im in images],
+                    caption=captions,
+                    step=trainer.global_step,
+                )
 
     # ------------------------------------------------------------------ helpers
     def _load(self, trainer: pl.Trainer) -> list[PoseSample]:

@@ -34,8 +34,13 @@ log = logging.getLogger("centerpose.training.resume")
 def numpy_state_to_plain(state: tuple) -> dict[str, Any]:
     """``np.random.RandomState.get_state()`` as a dict of a tensor and plain numbers (``weights_only``-safe)."""
     name, keys, pos, has_gauss, cached_gauss = state
-    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, np.uint32).astype(np.int64)),
-            "pos": int(pos), "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)}
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, np.uint32).astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gauss": float(cached_gauss),
+    }
 
 
 def numpy_state_from_plain(state: dict[str, Any]) -> tuple:
@@ -45,8 +50,7 @@ def numpy_state_from_plain(state: dict[str, Any]) -> tuple:
 
 def python_state_to_plain(state: tuple) -> dict[str, Any]:
     version, internal, gauss_next = state
-    return {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
-            "gauss_next": gauss_next}
+    return {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next}
 
 
 def python_state_from_plain(state: dict[str, Any]) -> tuple:
@@ -97,8 +101,11 @@ def epoch_row(trainer: pl.Trainer) -> dict[str, Any]:
     results = getattr(loop, "_results", None)
     if results is None or not trainer.training:
         return {}
-    row = {name: float(value) for name, value in results.metrics(on_step=False)["log"].items()
-           if isinstance(value, torch.Tensor) and value.numel() == 1}
+    row = {
+        name: float(value)
+        for name, value in results.metrics(on_step=False)["log"].items()
+        if isinstance(value, torch.Tensor) and value.numel() == 1
+    }
     return {"epoch_row": row, "epoch_row_step": int(loop._batches_that_stepped) - 1} if row else {}
 
 
@@ -122,8 +129,12 @@ class ResumeState(pl.Callback):
         if trainer is None:
             return {}
         # Rank 0 writes the file, so it holds rank 0's state; with one process that is the whole state.
-        return {"rank": trainer.global_rank, "epoch": trainer.current_epoch,
-                "rng": capture_rng_state(train_dataset(trainer)), **epoch_row(trainer)}
+        return {
+            "rank": trainer.global_rank,
+            "epoch": trainer.current_epoch,
+            "rng": capture_rng_state(train_dataset(trainer)),
+            **epoch_row(trainer),
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning calls this after building the model (which draws random numbers) and before the first

@@ -50,8 +50,9 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     out = Path(output_dir)
     if env_global_rank() == 0:
         clean_partial_saves(out / "checkpoints")
-    candidates = [p for p in [*out.glob("hpc_ckpt_*.ckpt"), *(out / "checkpoints").glob("*.ckpt")]
-                  if TMP_MARK not in p.name]
+    candidates = [
+        p for p in [*out.glob("hpc_ckpt_*.ckpt"), *(out / "checkpoints").glob("*.ckpt")] if TMP_MARK not in p.name
+    ]
     for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             ckpt = read_checkpoint(path, mmap=True)

@@ -67,13 +67,23 @@ class WarmupCosineLR(LRScheduler):
 
     interval = "step"
 
-    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 0, total_steps: int | None = None,
-                 max_time: Any = None, time_fraction: float = 1.0, warmup_start_ratio: float = 0.01,
-                 final_lr_ratio: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        warmup_steps: int = 0,
+        total_steps: int | None = None,
+        max_time: Any = None,
+        time_fraction: float = 1.0,
+        warmup_start_ratio: float = 0.01,
+        final_lr_ratio: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         seconds = duration_seconds(max_time)
         if total_steps is None and seconds is None:
-            raise ValueError("WarmupCosineLR needs total_steps or max_time to know where the cosine ends: pass "
-                             "trainer.max_time=DD:HH:MM:SS (or schedule.total_steps=N) with schedule=cosine")
+            raise ValueError(
+                "WarmupCosineLR needs total_steps or max_time to know where the cosine ends: pass "
+                "trainer.max_time=DD:HH:MM:SS (or schedule.total_steps=N) with schedule=cosine"
+            )
         if total_steps is not None and total_steps <= warmup_steps:
             raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
         self.warmup_steps = int(warmup_steps)

@@ -39,7 +39,7 @@ def _floats(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
     for key, value in metrics.items():
         if key.startswith(prefix) and not key.endswith("_step"):
             try:
-                out[key[len(prefix):].removesuffix("_epoch")] = float(value)
+                out[key[len(prefix) :].removesuffix("_epoch")] = float(value)
             except (TypeError, ValueError):
                 continue
     return out
@@ -80,8 +80,9 @@ class RunHistory(pl.Callback):
             self.fit_seconds += time.perf_counter() - self._fit_start
             self._fit_start = None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.images += batch_images(batch)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -127,8 +128,13 @@ def plot_curves(history: RunHistory, path: Path, title: str = "") -> Path | None
     for key in LOSS_KEYS:
         ys = [history.train[e].get(key, math.nan) for e in epochs]
         if not all(math.isnan(y) for y in ys):
-            ax_loss.plot([e + 1 for e in epochs], ys, lw=2.0 if key == "loss" else 1.0,
-                         ls="-" if key == "loss" else "--", label=f"train {key}")
+            ax_loss.plot(
+                [e + 1 for e in epochs],
+                ys,
+                lw=2.0 if key == "loss" else 1.0,
+                ls="-" if key == "loss" else "--",
+                label=f"train {key}",
+            )
     val_epochs = sorted(history.val)
     val_loss = [history.val[e].get("loss", math.nan) for e in val_epochs]
     if val_epochs and not all(math.isnan(y) for y in val_loss):
@@ -178,9 +184,15 @@ def _checkpoints(trainer: pl.Trainer) -> tuple[str | None, str | None]:
     return best, last
 
 
-def finish(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.LightningDataModule | None,
-           output_dir: str | Path, started: float, validate_final: bool = True,
-           console: Console | None = None) -> dict[str, float]:
+def finish(
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule | None,
+    output_dir: str | Path,
+    started: float,
+    validate_final: bool = True,
+    console: Console | None = None,
+) -> dict[str, float]:
     """Close a fit: validate the final weights if needed, write metrics.json and curves.png, print the summary.
 
     Args:
@@ -197,8 +209,13 @@ def finish(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.Lightn
     output_dir = Path(output_dir)
     history = _find_history(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if (validate_final and history is not None and not history.final_weights_validated()
-            and trainer.limit_val_batches != 0 and datamodule is not None):
+    if (
+        validate_final
+        and history is not None
+        and not history.final_weights_validated()
+        and trainer.limit_val_batches != 0
+        and datamodule is not None
+    ):
         log.info("validating the final weights (the last epoch did not validate)")
         trainer.validate(model, datamodule=datamodule, verbose=False)
         # validate() replaces Lightning's callback metrics: keep the fit's training metrics beside the new ones
@@ -220,8 +237,9 @@ def finish(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.Lightn
     # letterboxed to its input size (which the checkpoint records).
     codec = getattr(datamodule, "codec", None)
     letterbox = getattr(codec, "input_size", 512) != 512
-    _print(console or Console(), trainer, metrics, history, output_dir, curves, wall, letterbox,
-           _decode_switches(codec))
+    _print(
+        console or Console(), trainer, metrics, history, output_dir, curves, wall, letterbox, _decode_switches(codec)
+    )
     return metrics
 
 
@@ -233,13 +251,24 @@ def _decode_switches(codec: Any) -> dict[str, Any]:
     if options is None:
         return {}
     default = DecodeOptions()
-    return {f.name: getattr(options, f.name) for f in dataclasses.fields(DecodeOptions)
-            if f.name not in ("sigmoid", "flip_test") and getattr(options, f.name) != getattr(default, f.name)}
+    return {
+        f.name: getattr(options, f.name)
+        for f in dataclasses.fields(DecodeOptions)
+        if f.name not in ("sigmoid", "flip_test") and getattr(options, f.name) != getattr(default, f.name)
+    }
 
 
-def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], history: RunHistory | None,
-           output_dir: Path, curves: Path | None, wall: float, letterbox: bool = False,
-           decode_switches: dict[str, Any] | None = None) -> None:
+def _print(
+    console: Console,
+    trainer: pl.Trainer,
+    metrics: dict[str, float],
+    history: RunHistory | None,
+    output_dir: Path,
+    curves: Path | None,
+    wall: float,
+    letterbox: bool = False,
+    decode_switches: dict[str, Any] | None = None,
+) -> None:
     get = metrics.get
     images_per_s = train_loss = None
     if history is not None and history.train:
@@ -250,24 +279,35 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
     table = Table(title="centerpose: end of run", show_header=True, header_style="bold")
     for name in ("kp AP", "kp AP50", "kp AR", "box AP", "train loss", "val loss", "images/s", "wall time"):
         table.add_column(name, justify="right")
-    table.add_row(_fmt(get("val/AP")), _fmt(get("val/AP50")), _fmt(get("val/AR")), _fmt(get("val/bbox_AP")),
-                  _fmt(train_loss if train_loss is not None else get("train/loss_epoch")), _fmt(get("val/loss")),
-                  _fmt(images_per_s, 1), _minutes(wall))
+    table.add_row(
+        _fmt(get("val/AP")),
+        _fmt(get("val/AP50")),
+        _fmt(get("val/AR")),
+        _fmt(get("val/bbox_AP")),
+        _fmt(train_loss if train_loss is not None else get("train/loss_epoch")),
+        _fmt(get("val/loss")),
+        _fmt(images_per_s, 1),
+        _minutes(wall),
+    )
     console.print(table)
     if history is not None and history.val:
         trajectory = ", ".join(f"{e + 1}: {r.get('AP', math.nan):.3f}" for e, r in sorted(history.val.items()))
         console.print(f"keypoint AP by epoch: {trajectory}")
-        console.print(f"{history.images} training images in {trainer.current_epoch} epochs, "
-                      f"{trainer.global_step} optimizer steps")
+        console.print(
+            f"{history.images} training images in {trainer.current_epoch} epochs, {trainer.global_step} optimizer steps"
+        )
     best, last = _checkpoints(trainer)
     logs = [lg.log_dir for lg in trainer.loggers if getattr(lg, "log_dir", None)]
     pose_dirs = sorted({str(p.parent) for p in output_dir.rglob("pose_images/*.jpg")})
     # paths on one line each (copy-pasteable), relative to where the user launched when below it
     out = partial(console.print, soft_wrap=True, highlight=False)
     out(f"run folder:   {_short(output_dir)}")
-    for label, value in (("checkpoints", ", ".join(_short(p) for p in (last, best) if p)),
-                         ("logs", ", ".join(_short(p) for p in logs)), ("pose images", ", ".join(map(_short, pose_dirs))),
-                         ("curves", _short(curves) if curves else None)):
+    for label, value in (
+        ("checkpoints", ", ".join(_short(p) for p in (last, best) if p)),
+        ("logs", ", ".join(_short(p) for p in logs)),
+        ("pose images", ", ".join(map(_short, pose_dirs))),
+        ("curves", _short(curves) if curves else None),
+    ):
         if value:
             out(f"{label + ':':13} {value}")
     ckpt = last or best  # the final weights, which the table describes
@@ -275,10 +315,17 @@ def _print(console: Console, trainer: pl.Trainer, metrics: dict[str, float], his
         data = _hydra_choice("data")
         switches = "".join(f" decode.{k}={str(v).lower()}" for k, v in (decode_switches or {}).items())
         out("next:")
-        out(f"  python -m centerpose.evaluate model={_short(ckpt)}" + (f" data={data}" if data else "")
-            + (" test.keep_res=false" if letterbox else "") + switches)
-        out(f"  python -m centerpose.predict model={_short(ckpt)} source=<image, folder or video>"
-            + (" keep_res=false" if letterbox else "") + switches)
+        out(
+            f"  python -m centerpose.evaluate model={_short(ckpt)}"
+            + (f" data={data}" if data else "")
+            + (" test.keep_res=false" if letterbox else "")
+            + switches
+        )
+        out(
+            f"  python -m centerpose.predict model={_short(ckpt)} source=<image, folder or video>"
+            + (" keep_res=false" if letterbox else "")
+            + switches
+        )
         # people out of one ONNX graph, decoded as validation did (fixed at the checkpoint's input size)
         out(f"  python -m centerpose.export model={_short(ckpt)} outputs=people" + switches)
 

@@ -15,11 +15,29 @@ checked against the architecture's key lists, converted (pose models) and re-che
 from __future__ import annotations
 
 from centerpose.zoo.cli import main
-from centerpose.zoo.errors import (DownloadError, NoPublishedWeightsError, UnknownModelError, WrongTaskError,
-                                   ZooError, ZooFileError)
+from centerpose.zoo.errors import (
+    DownloadError,
+    NoPublishedWeightsError,
+    UnknownModelError,
+    WrongTaskError,
+    ZooError,
+    ZooFileError,
+)
 from centerpose.zoo.models import MODELS, ZooModel, get_model, is_zoo_name
 from centerpose.zoo.weights import cached_path, resolve_weights
 
-__all__ = ["MODELS", "DownloadError", "NoPublishedWeightsError", "UnknownModelError", "WrongTaskError",
-           "ZooError", "ZooFileError", "ZooModel", "cached_path", "get_model", "is_zoo_name", "main",
-           "resolve_weights"]
+__all__ = [
+    "MODELS",
+    "DownloadError",
+    "NoPublishedWeightsError",
+    "UnknownModelError",
+    "WrongTaskError",
+    "ZooError",
+    "ZooFileError",
+    "ZooModel",
+    "cached_path",
+    "get_model",
+    "is_zoo_name",
+    "main",
+    "resolve_weights",
+]

@@ -70,10 +70,10 @@ def forget(path: Path) -> None:
 
 
 class State(Enum):
-    OK = "ok"                  # present, digest matches the record
+    OK = "ok"  # present, digest matches the record
     MISSING = "missing"
     UNRECORDED = "unrecorded"  # present without a record: saved by hand, or a run died before recording it
-    MISMATCH = "mismatch"      # present, digest differs from the record: corrupt or replaced
+    MISMATCH = "mismatch"  # present, digest differs from the record: corrupt or replaced
 
 
 def check(path: Path) -> tuple[State, str | None, str | None]:

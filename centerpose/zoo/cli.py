@@ -44,10 +44,12 @@ def _table() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="The original CenterNet's released models by name: downloaded once into "
-                               "$CENTERPOSE_HOME/zoo, converted, and checked by sha256 on every use.",
+        prog=PROG,
+        description="The original CenterNet's released models by name: downloaded once into "
+        "$CENTERPOSE_HOME/zoo, converted, and checked by sha256 on every use.",
         epilog="Use a name anywhere a checkpoint goes: `centerpose predict model=multi_pose_dla_3x source=img.jpg`, "
-               "`Predictor.from_pretrained(\"multi_pose_dla_3x\")`, `centerpose train init_from=ctdet_coco_dla_2x`.")
+        '`Predictor.from_pretrained("multi_pose_dla_3x")`, `centerpose train init_from=ctdet_coco_dla_2x`.',
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,download,path}")
     verbs.add_parser("list", help="every zoo model: architecture, task, the original's AP, cached or not")
     download = verbs.add_parser("download", help="fetch (and convert) a model now; prints its path")

@@ -28,7 +28,7 @@ log = logging.getLogger("centerpose.zoo")
 
 MIRROR_ENV = "CENTERPOSE_ZOO_URL"
 ATTEMPTS = 3
-BACKOFF_S = 2.0   # pause before the second try; doubled before each further one
+BACKOFF_S = 2.0  # pause before the second try; doubled before each further one
 TIMEOUT_S = 60.0  # per connect / read: a stalled server fails the attempt instead of hanging
 _CHUNK = 1 << 20
 
@@ -114,11 +114,14 @@ def fetch(entry: ZooModel, dest: Path, hand_hint: str) -> str:
     source = source_of(entry)
     getter: Callable[[BinaryIO, str], None]
     if os.environ.get(MIRROR_ENV, "").strip():
+
         def getter(out: BinaryIO, desc: str) -> None:
             _http(source, out, desc)
     else:
+
         def getter(out: BinaryIO, desc: str) -> None:
             _drive(entry.drive_id or "", out, desc)
+
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     reason = ""

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from centerpose.errors import RunError
 
-__all__ = ["DownloadError", "NoPublishedWeightsError", "UnknownModelError", "WrongTaskError", "ZooError",
-           "ZooFileError"]
+__all__ = [
+    "DownloadError",
+    "NoPublishedWeightsError",
+    "UnknownModelError",
+    "WrongTaskError",
+    "ZooError",
+    "ZooFileError",
+]
 
 
 class ZooError(RunError):

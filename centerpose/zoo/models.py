@@ -61,21 +61,48 @@ def drive_url(file_id: str) -> str:
 
 
 _ENTRIES = (
-    ZooModel("multi_pose_hg_1x", "hourglass", "pose", "1neg1zfVjRTS45FCdk5hgIV-TxJ0McAew",
-             "multi_pose_hg_1x.pth", 58.7, "multi_pose_hg_1x"),
-    ZooModel("multi_pose_hg_3x", "hourglass", "pose", "17-YS11iguOQKwPPHUg8LzakLzrgKSLfA",
-             "multi_pose_hg_3x.pth", 64.0, "multi_pose_hg_3x"),
-    ZooModel("multi_pose_dla_1x", "dla34", "pose", "1WKqVdkIew43SxLTSxi81a-_f4Q9v2Fx5",
-             "multi_pose_dla_1x.pth", 54.7, "multi_pose_dla_1x"),
-    ZooModel("multi_pose_dla_3x", "dla34", "pose", "1mC2PAQT_RuHi_9ZMZgkt4rg7BSY2_Lkd",
-             "multi_pose_dla_3x.pth", 58.9, "multi_pose_dla_3x"),
+    ZooModel(
+        "multi_pose_hg_1x",
+        "hourglass",
+        "pose",
+        "1neg1zfVjRTS45FCdk5hgIV-TxJ0McAew",
+        "multi_pose_hg_1x.pth",
+        58.7,
+        "multi_pose_hg_1x",
+    ),
+    ZooModel(
+        "multi_pose_hg_3x",
+        "hourglass",
+        "pose",
+        "17-YS11iguOQKwPPHUg8LzakLzrgKSLfA",
+        "multi_pose_hg_3x.pth",
+        64.0,
+        "multi_pose_hg_3x",
+    ),
+    ZooModel(
+        "multi_pose_dla_1x",
+        "dla34",
+        "pose",
+        "1WKqVdkIew43SxLTSxi81a-_f4Q9v2Fx5",
+        "multi_pose_dla_1x.pth",
+        54.7,
+        "multi_pose_dla_1x",
+    ),
+    ZooModel(
+        "multi_pose_dla_3x",
+        "dla34",
+        "pose",
+        "1mC2PAQT_RuHi_9ZMZgkt4rg7BSY2_Lkd",
+        "multi_pose_dla_3x.pth",
+        58.9,
+        "multi_pose_dla_3x",
+    ),
     # The original released no ResNet-50 pose model; the row exists as a training recipe only.
-    ZooModel("multi_pose_resnet50", "res_50", "pose", None, "multi_pose_resnet50.pth", None,
-             "multi_pose_resnet50"),
-    ZooModel("ctdet_coco_dla_2x", "dla34", "detection", "18Q3fzzAsha_3Qid6mn4jcIFPeOGUaj1d",
-             "ctdet_coco_dla_2x.pth", 39.2),
-    ZooModel("ctdet_coco_hg", "hourglass", "detection", "13F904yXltGIqa_K3g3-FLleaNX0n7c9O",
-             "ctdet_coco_hg.pth", 42.2),
+    ZooModel("multi_pose_resnet50", "res_50", "pose", None, "multi_pose_resnet50.pth", None, "multi_pose_resnet50"),
+    ZooModel(
+        "ctdet_coco_dla_2x", "dla34", "detection", "18Q3fzzAsha_3Qid6mn4jcIFPeOGUaj1d", "ctdet_coco_dla_2x.pth", 39.2
+    ),
+    ZooModel("ctdet_coco_hg", "hourglass", "detection", "13F904yXltGIqa_K3g3-FLleaNX0n7c9O", "ctdet_coco_hg.pth", 42.2),
 )
 
 #: Every zoo entry by name, in MODEL_ZOO.md's order.
@@ -98,10 +125,13 @@ def get_model(name: str) -> ZooModel:
     if entry is None:
         close = difflib.get_close_matches(name, MODELS, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        raise UnknownModelError(f"model '{name}': no such file, and not a model-zoo name ({hint}zoo names: "
-                                f"{', '.join(MODELS)}; `centerpose zoo list` shows them)")
+        raise UnknownModelError(
+            f"model '{name}': no such file, and not a model-zoo name ({hint}zoo names: "
+            f"{', '.join(MODELS)}; `centerpose zoo list` shows them)"
+        )
     if entry.drive_id is None:
         raise NoPublishedWeightsError(
             f"model '{name}': the original CenterNet published no weights for it; train it with "
-            f"`centerpose train experiment={entry.experiment}` and pass the checkpoint it writes")
+            f"`centerpose train experiment={entry.experiment}` and pass the checkpoint it writes"
+        )
     return entry

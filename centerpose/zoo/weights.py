@@ -49,8 +49,10 @@ def resolve_weights(name_or_path: str | Path, task: str | None = None) -> Path:
     entry = get_model(str(name_or_path))  # unknown names and rows without weights raise here
     if task is not None and entry.task != task:
         pose = ", ".join(n for n, m in MODELS.items() if m.task == "pose" and m.drive_id)
-        raise WrongTaskError(f"model '{entry.name}' is the original's {entry.task} model (for "
-                             f"`centerpose train init_from={entry.name}`), not a {task} model; choose one of {pose}")
+        raise WrongTaskError(
+            f"model '{entry.name}' is the original's {entry.task} model (for "
+            f"`centerpose train init_from={entry.name}`), not a {task} model; choose one of {pose}"
+        )
     return ensure(entry)
 
 
@@ -71,8 +73,10 @@ def ensure(entry: ZooModel) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ZooError(f"{entry.name}: cannot create the zoo cache folder {folder} ({err.strerror or err}); "
-                       "set CENTERPOSE_HOME to a writable folder") from None
+        raise ZooError(
+            f"{entry.name}: cannot create the zoo cache folder {folder} ({err.strerror or err}); "
+            "set CENTERPOSE_HOME to a writable folder"
+        ) from None
     with FileLock(str(folder / f".{entry.name}.lock")):  # DDP ranks asking at once: one fetches, all wait
         if entry.task == "detection":
             path, origin = _original(entry, folder)
@@ -92,8 +96,12 @@ def _trusted(path: Path) -> bool:
     """``path`` is present and matches its record; a mismatch is reported and the file removed."""
     state, expected, actual = cache.check(path)
     if state is State.MISMATCH:
-        log.warning("%s is corrupt (sha256 %s, recorded %s); it is removed and made again", path,
-                    actual[:12] if actual else "?", expected[:12] if expected else "?")
+        log.warning(
+            "%s is corrupt (sha256 %s, recorded %s); it is removed and made again",
+            path,
+            actual[:12] if actual else "?",
+            expected[:12] if expected else "?",
+        )
         cache.forget(path)
     return state is State.OK
 
@@ -131,13 +139,18 @@ def _file_error(entry: ZooModel, path: Path, origin: str | None, problem: str) -
     """One line: which file, where it came from, what is wrong with it, what to do."""
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     todo = f"check the copy at {source_of(entry)}, or " if mirror and origin and "downloaded" in origin else ""
-    return ZooFileError(f"{entry.name}: {path.name} ({origin or 'cached'}) {problem} (expected the original's "
-                        f"{entry.arch} {entry.task} model); removed it; {todo}{_hand_hint(entry, path.parent)}")
+    return ZooFileError(
+        f"{entry.name}: {path.name} ({origin or 'cached'}) {problem} (expected the original's "
+        f"{entry.arch} {entry.task} model); removed it; {todo}{_hand_hint(entry, path.parent)}"
+    )
 
 
 def _mismatch_summary(err) -> str:
-    parts = [f"{len(v)} {k}" for k, v in (("missing", err.missing), ("unexpected", err.unexpected),
-                                           ("mis-shaped", err.mismatched)) if v]
+    parts = [
+        f"{len(v)} {k}"
+        for k, v in (("missing", err.missing), ("unexpected", err.unexpected), ("mis-shaped", err.mismatched))
+        if v
+    ]
     first = (err.missing or err.unexpected or [m[0] for m in err.mismatched] or ["?"])[0]
     hint = f"; {err.hint.splitlines()[0]}" if err.hint else ""
     return f"does not match the {err.arch} key lists ({', '.join(parts)} tensors, e.g. {first}{hint})"

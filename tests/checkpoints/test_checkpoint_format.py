@@ -15,8 +15,7 @@ from centerpose.config import compose, resolved_config
 from centerpose.keypoints import KeypointSpec
 
 PACKAGE = Path(__file__).resolve().parents[2] / "centerpose"
-TINY = ["backbone=timm", "backbone_name=resnet18", "model.net.head_conv=8", "data.input_size=128",
-        "paths.output_dir=."]
+TINY = ["backbone=timm", "backbone_name=resnet18", "model.net.head_conv=8", "data.input_size=128", "paths.output_dir=."]
 
 
 def test_one_module_loads_files_and_one_names_the_config_key():
@@ -82,8 +81,9 @@ def test_the_model_record_is_plain_data_that_rebuilds_without_hydra(tmp_path, mo
 
     from centerpose.checkpoints.format import MODEL_KEY
 
-    config = resolved_config(compose("train", [*TINY, "keypoints=crowdpose", "decode.snap=weighted",
-                                               "codec.joint_radius=sigma"]))
+    config = resolved_config(
+        compose("train", [*TINY, "keypoints=crowdpose", "decode.snap=weighted", "codec.joint_radius=sigma"])
+    )
     config["keypoints"] = instantiate(config["keypoints"]).to_config()
     net = instantiate(config["model"]["net"])
     save(tmp_path / "c.ckpt", net, config)

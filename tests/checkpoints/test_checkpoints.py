@@ -45,8 +45,7 @@ def test_init_from_ctdet_checkpoint_skips_hm_head_and_loads_the_rest(tmp_path, c
 
 def test_init_from_centerpose_checkpoint_round_trip(tmp_path):
     src = build_model("resnet18")
-    torch.save({"state_dict": {f"net.{k}": v for k, v in src.state_dict().items()}, "epoch": 3},
-               tmp_path / "last.ckpt")
+    torch.save({"state_dict": {f"net.{k}": v for k, v in src.state_dict().items()}, "epoch": 3}, tmp_path / "last.ckpt")
     dst = build_model("resnet18")
     report = init_from_checkpoint(dst, tmp_path / "last.ckpt")
     assert not report.skipped and not report.missing

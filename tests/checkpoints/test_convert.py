@@ -8,8 +8,13 @@ import pytest
 import torch
 from conftest import KEYS_DIR
 
-from centerpose.convert import (convert_original_state_dict, load_matching, load_original_checkpoint,
-                                original_to_ours, to_original_state_dict)
+from centerpose.convert import (
+    convert_original_state_dict,
+    load_matching,
+    load_original_checkpoint,
+    original_to_ours,
+    to_original_state_dict,
+)
 from centerpose.models import build_model
 
 ARCHS = {"dla_34": "dla34", "res_50": "res_50", "resdcn_50": "resdcn_50", "hourglass": "hourglass"}
@@ -29,8 +34,12 @@ def original_keys(arch: str) -> dict[str, tuple[int, ...]]:
 
 def fake_state_dict(keys: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {k: (torch.randint(0, 100, (), generator=g) if k.endswith("num_batches_tracked")
-                else torch.randn(s, generator=g)) for k, s in keys.items()}
+    return {
+        k: (
+            torch.randint(0, 100, (), generator=g) if k.endswith("num_batches_tracked") else torch.randn(s, generator=g)
+        )
+        for k, s in keys.items()
+    }
 
 
 def model_for(arch: str) -> torch.nn.Module:
@@ -59,8 +68,10 @@ def test_key_mapping_examples():
     assert original_to_ours("base.level3.project.0.weight", "dla_34") == "backbone.body.level3.project.0.weight"
     assert original_to_ours("base.fc.weight", "dla") == "backbone.fc.weight"
     assert original_to_ours("dla_up.ida_0.up_1.weight", "dla34") == "neck.dla_up.ida_0.up_1.weight"
-    assert original_to_ours("ida_up.node_2.conv.conv_offset_mask.bias", "dla_34") == \
-        "neck.ida_up.node_2.conv.conv_offset_mask.bias"
+    assert (
+        original_to_ours("ida_up.node_2.conv.conv_offset_mask.bias", "dla_34")
+        == "neck.ida_up.node_2.conv.conv_offset_mask.bias"
+    )
     assert original_to_ours("hm.2.bias", "dla_34") == "heads.hm.2.bias"
     assert original_to_ours("layer4.2.bn3.weight", "res_50") == "backbone.body.layer4.2.bn3.weight"
     assert original_to_ours("deconv_layers.0.weight", "resdcn_50") == "neck.deconv_layers.0.weight"
@@ -72,11 +83,9 @@ def test_key_mapping_examples():
 
 def test_module_and_tensorboy_prefixes():
     sd = {"module.base.base_layer.0.weight": torch.zeros(1), "module.hm.0.bias": torch.zeros(1)}
-    assert set(convert_original_state_dict(sd, "dla_34")) == {"backbone.body.base_layer.0.weight",
-                                                            "heads.hm.0.bias"}
+    assert set(convert_original_state_dict(sd, "dla_34")) == {"backbone.body.base_layer.0.weight", "heads.hm.0.bias"}
     tb = {"backbone_model.layer1.0.conv1.weight": torch.zeros(1), "head_model.wh.2.bias": torch.zeros(1)}
-    assert set(convert_original_state_dict(tb, "res_50")) == {"backbone.body.layer1.0.conv1.weight",
-                                                            "heads.wh.2.bias"}
+    assert set(convert_original_state_dict(tb, "res_50")) == {"backbone.body.layer1.0.conv1.weight", "heads.wh.2.bias"}
 
 
 @pytest.mark.parametrize("arch", ["dla_34", "res_50"])
@@ -93,10 +102,12 @@ def test_ctdet_checkpoint_into_multi_pose(arch):
     report = load_matching(model, convert_original_state_dict(fake, arch))
     assert sorted(k for k, *_ in report.skipped) == ["heads.hm.2.bias", "heads.hm.2.weight"]
     assert ("heads.hm.2.weight", (80, 64 if arch == "res_50" else 256, 1, 1)) == report.skipped[
-        [k for k, *_ in report.skipped].index("heads.hm.2.weight")][:2]
+        [k for k, *_ in report.skipped].index("heads.hm.2.weight")
+    ][:2]
     assert report.unexpected == []
-    assert sorted(report.missing) == sorted(k for k in before if k.startswith(("heads.hps.", "heads.hm_hp.",
-                                                                                "heads.hp_offset.")))
+    assert sorted(report.missing) == sorted(
+        k for k in before if k.startswith(("heads.hps.", "heads.hm_hp.", "heads.hp_offset."))
+    )
     after = model.state_dict()
     assert torch.equal(after["heads.hm.2.weight"], before["heads.hm.2.weight"])
     assert torch.equal(after["heads.wh.0.weight"], fake["wh.0.weight"])
@@ -108,9 +119,15 @@ def test_load_original_checkpoint(tmp_path):
     fake = fake_state_dict(keys)
     for i, legacy in enumerate((False, True)):
         path = tmp_path / f"model_{i}.pth"
-        torch.save({"epoch": 230, "state_dict": {"module." + k: v for k, v in fake.items()},
-                    "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4, "params": [0]}]}},
-                   path, _use_new_zipfile_serialization=not legacy)
+        torch.save(
+            {
+                "epoch": 230,
+                "state_dict": {"module." + k: v for k, v in fake.items()},
+                "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4, "params": [0]}]},
+            },
+            path,
+            _use_new_zipfile_serialization=not legacy,
+        )
         ckpt = load_original_checkpoint(path, "res_50")
         assert ckpt.epoch == 230
         assert torch.equal(ckpt.state_dict["neck.deconv_layers.0.weight"], fake["deconv_layers.0.weight"])

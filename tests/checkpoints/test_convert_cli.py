@@ -10,8 +10,15 @@ import torch
 from test_convert import fake_state_dict, original_keys
 
 from centerpose.checkpoints import read_state_dict
-from centerpose.convert import (CheckpointMismatchError, convert_checkpoint, guess_arch, infer_heads,
-                                load_original, main, original_to_ours)
+from centerpose.convert import (
+    CheckpointMismatchError,
+    convert_checkpoint,
+    guess_arch,
+    infer_heads,
+    load_original,
+    main,
+    original_to_ours,
+)
 from centerpose.models import build_model
 from centerpose.inference.predictor import Predictor
 from centerpose.checkpoints import check_resumable
@@ -24,8 +31,14 @@ def res50_file(tmp_path_factory):
     """A fake original res_50 multi_pose file as main.py saves it under DataParallel: (path, tensors)."""
     fake = fake_state_dict(original_keys("res_50"))
     path = tmp_path_factory.mktemp("orig") / "multi_pose_res50.pth"
-    torch.save({"epoch": 140, "state_dict": {"module." + k: v for k, v in fake.items()},
-                "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4, "params": [0]}]}}, path)
+    torch.save(
+        {
+            "epoch": 140,
+            "state_dict": {"module." + k: v for k, v in fake.items()},
+            "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4, "params": [0]}]},
+        },
+        path,
+    )
     return path, fake
 
 
@@ -86,8 +99,10 @@ def test_load_original_refuses_one_defect(res50_file, res50_model, defect):
         load_original(bad, res50_model)
     err = info.value
     assert (err.missing, err.unexpected, [k for k, *_ in err.mismatched]) == {
-        "missing": (["hps.2.bias"], [], []), "shape": ([], [], ["wh.2.weight"]),
-        "extra": ([], ["layer4.2.extra.weight"], [])}[defect]
+        "missing": (["hps.2.bias"], [], []),
+        "shape": ([], [], ["wh.2.weight"]),
+        "extra": ([], ["layer4.2.extra.weight"], []),
+    }[defect]
     if defect == "shape":
         assert "wh.2.weight: file (3, 64, 1, 1), model (2, 64, 1, 1)" in str(err)
     assert all(torch.equal(before[k], v) for k, v in res50_model.state_dict().items())  # nothing loaded
@@ -107,8 +122,12 @@ def test_cli_lists_every_bad_key_and_writes_nothing(res50_file, tmp_path, capsys
     dst = tmp_path / "out.ckpt"
     assert main([str(save(tmp_path, bad)), str(dst)]) == 1
     err = capsys.readouterr().err
-    for expected in ("1 missing from the file:\n    hps.2.bias", "1 unexpected in the file:\n    extra.weight",
-                     "wh.2.weight: file (3, 64, 1, 1), model (2, 64, 1, 1)", "orig.pth"):
+    for expected in (
+        "1 missing from the file:\n    hps.2.bias",
+        "1 unexpected in the file:\n    extra.weight",
+        "wh.2.weight: file (3, 64, 1, 1), model (2, 64, 1, 1)",
+        "orig.pth",
+    ):
         assert expected in err
     assert not dst.exists() and not list(tmp_path.glob("*.part"))
 
@@ -119,8 +138,12 @@ def test_other_skeleton_is_refused_with_keypoints_hint(res50_file, tmp_path):
     fake["hm_hp.2.weight"], fake["hm_hp.2.bias"] = torch.zeros(14, 64, 1, 1), torch.zeros(14)
     with pytest.raises(CheckpointMismatchError, match="14 keypoints") as info:
         convert_checkpoint(save(tmp_path, fake), tmp_path / "out.ckpt")
-    assert sorted(k for k, *_ in info.value.mismatched) == ["hm_hp.2.bias", "hm_hp.2.weight", "hps.2.bias",
-                                                           "hps.2.weight"]
+    assert sorted(k for k, *_ in info.value.mismatched) == [
+        "hm_hp.2.bias",
+        "hm_hp.2.weight",
+        "hps.2.bias",
+        "hps.2.weight",
+    ]
     assert "keypoints=" in str(info.value)
 
 
@@ -157,8 +180,10 @@ def test_wrong_arch_and_unreadable_files(res50_file, tmp_path):
         main([str(res50_file[0]), str(tmp_path / "d.ckpt"), "--arch", "vgg16"])
 
 
-@pytest.mark.parametrize("arch, expected", [("dla_34", "dla34"), ("res_50", "res_50"),
-                                            ("resdcn_50", "resdcn_50"), ("hourglass", "hourglass")])
+@pytest.mark.parametrize(
+    "arch, expected",
+    [("dla_34", "dla34"), ("res_50", "res_50"), ("resdcn_50", "resdcn_50"), ("hourglass", "hourglass")],
+)
 def test_guess_arch(arch, expected):
     # meta tensors: shapes without memory (Hourglass-104 has ~190M parameters)
     keys = {k: torch.empty(s, device="meta") for k, s in original_keys(arch).items()}
@@ -188,8 +213,9 @@ def test_train_refuses_to_resume_from_weights_only(res50_ckpt, res50_file, tmp_p
 
 
 def test_module_help():
-    out = subprocess.run([sys.executable, "-m", "centerpose.convert", "--help"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "centerpose.convert", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0
     assert "--arch" in out.stdout and "dla34|hourglass|resnet50|resdcn_50" in out.stdout
     assert "init_from" in out.stdout

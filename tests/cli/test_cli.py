@@ -34,13 +34,31 @@ def heavy(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     commands = {
         "predict_help": ["-m", "centerpose", "predict", "--help"],
         "convert_help": ["-m", "centerpose", "convert", "--help"],
-        "track_cfg": ["-m", "centerpose.cli", "track", "--cfg", "job", "source=clip.mp4", "ckpt_path=a.ckpt",
-                      "score_thresh=0.5", "tracker.max_age=7"],
-        "module_error": ["-m", "centerpose.predict", "ckpt_path=a.ckpt", f"source={cwd / 'missing.jpg'}",
-                         f"hydra.run.dir={cwd / 'run'}"],
+        "track_cfg": [
+            "-m",
+            "centerpose.cli",
+            "track",
+            "--cfg",
+            "job",
+            "source=clip.mp4",
+            "ckpt_path=a.ckpt",
+            "score_thresh=0.5",
+            "tracker.max_age=7",
+        ],
+        "module_error": [
+            "-m",
+            "centerpose.predict",
+            "ckpt_path=a.ckpt",
+            f"source={cwd / 'missing.jpg'}",
+            f"hydra.run.dir={cwd / 'run'}",
+        ],
     }
-    procs = {name: subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env=ENV, cwd=cwd) for name, args in commands.items()}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=cwd
+        )
+        for name, args in commands.items()
+    }
     done = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=300)
@@ -52,10 +70,8 @@ def heavy(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
 def test_help_lists_every_verb_with_one_line(args):
     out = python("-m", "centerpose", *args)
     assert out.returncode == 0 and out.stderr == ""
-    listed = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ") and
-              line.split()[0] in VERBS]
-    assert listed == list(VERBS) == ["train", "evaluate", "predict", "track", "export", "convert", "check-data",
-                                     "zoo"]
+    listed = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ") and line.split()[0] in VERBS]
+    assert listed == list(VERBS) == ["train", "evaluate", "predict", "track", "export", "convert", "check-data", "zoo"]
     assert "--debug" in out.stdout and "--version" in out.stdout
 
 
@@ -64,9 +80,11 @@ def test_version_and_unknown_verb():
     assert out.returncode == 0 and out.stdout.strip() == f"centerpose {__version__}"
     out = python("-m", "centerpose.cli", "evalute")
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.splitlines() == ["centerpose: error: unknown command 'evalute' (choose from train, evaluate, "
-                                       "predict, track, export, convert, check-data, zoo); did you mean "
-                                       "'evaluate'?"]
+    assert out.stderr.splitlines() == [
+        "centerpose: error: unknown command 'evalute' (choose from train, evaluate, "
+        "predict, track, export, convert, check-data, zoo); did you mean "
+        "'evaluate'?"
+    ]
 
 
 def test_console_script_entry_point():

@@ -20,8 +20,11 @@ def options(group: str) -> list[str]:
 
 def train_groups() -> list[str]:
     """The config groups of train.yaml: the folders of configs/ (the entry configs' own groups left out)."""
-    return sorted(p.name for p in CONFIGS.iterdir() if p.is_dir() and p.name not in ("hydra", "hparams_search",
-                                                                                   "preset", "cluster"))
+    return sorted(
+        p.name
+        for p in CONFIGS.iterdir()
+        if p.is_dir() and p.name not in ("hydra", "hparams_search", "preset", "cluster")
+    )
 
 
 @pytest.mark.parametrize("group", train_groups())
@@ -127,7 +130,12 @@ def test_unknown_backbone_lists_valid_choices():
 
 def test_numeric_group_choices_are_quoted():
     assert quote_numeric_choices(["gpus=8", "gpus=1,8", "gpus=2x8", "seed=3", "data.batch_size=8"]) == [
-        "gpus='8'", "gpus='1','8'", "gpus='2x8'", "seed=3", "data.batch_size=8"]
+        "gpus='8'",
+        "gpus='1','8'",
+        "gpus='2x8'",
+        "seed=3",
+        "data.batch_size=8",
+    ]
 
 
 def test_configs_directory_is_shipped_in_the_wheel():
@@ -177,18 +185,30 @@ def test_decode_group_lists_every_field_of_decode_options():
 
 @pytest.mark.parametrize("name", ["evaluate", "predict", "export"])
 def test_verbs_default_to_the_test_decode_and_take_a_model_key(name):
-    cfg = compose(name, ["model=weights.ckpt", "decode.snap=weighted", "decode.K=50",
-                         *(["source=x"] if name == "predict" else [])])
+    cfg = compose(
+        name,
+        ["model=weights.ckpt", "decode.snap=weighted", "decode.K=50", *(["source=x"] if name == "predict" else [])],
+    )
     assert cfg.model == "weights.ckpt" and cfg.ckpt_path is None
     assert (cfg.decode.snap, cfg.decode.K, cfg.decode.flip_test) == ("weighted", 50, True)
 
 
-@pytest.mark.parametrize("name, old", [
-    ("evaluate", "test.flip=false"), ("evaluate", "test.K=50"), ("evaluate", "test.snap=weighted"),
-    ("evaluate", "test.corrected_radius=true"), ("predict", "flip_test=false"), ("predict", "snap=weighted"),
-    ("export", "flip=false"), ("export", "K=50"), ("export", "rescore=true"), ("train", "codec.decode.K=50"),
-    ("train", "model.evaluator.tie_break=stable"),
-])
+@pytest.mark.parametrize(
+    "name, old",
+    [
+        ("evaluate", "test.flip=false"),
+        ("evaluate", "test.K=50"),
+        ("evaluate", "test.snap=weighted"),
+        ("evaluate", "test.corrected_radius=true"),
+        ("predict", "flip_test=false"),
+        ("predict", "snap=weighted"),
+        ("export", "flip=false"),
+        ("export", "K=50"),
+        ("export", "rescore=true"),
+        ("train", "codec.decode.K=50"),
+        ("train", "model.evaluator.tie_break=stable"),
+    ],
+)
 def test_old_decode_spellings_fail(name, old):
     from hydra.errors import ConfigCompositionException
 
@@ -229,7 +249,9 @@ def test_hydra_itself_refuses_int_group_choices_so_the_quoting_stays():
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"), \
-            pytest.raises(Exception, match="must be a string"):
+    with (
+        initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"),
+        pytest.raises(Exception, match="must be a string"),
+    ):
         hydra_compose(config_name="train", overrides=["gpus=8"])
     assert compose("train", ["gpus=8"]).trainer.devices == 8

@@ -91,9 +91,15 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     (folder / "random.ckpt").write_bytes(random.Random(0).randbytes(4096))
     (folder / "notes.txt").write_text("not an image")
     write_synthetic_coco(folder / "dataset", num_train=1, num_val=1, image_size=(64, 64), max_people=1)
-    return {"truncated": folder / "truncated.ckpt", "random": folder / "random.ckpt", "folder": folder,
-            "notes": folder / "notes.txt", "missing": folder / "absent.ckpt", "nodata": folder / "no_dataset",
-            "dataset": folder / "dataset"}
+    return {
+        "truncated": folder / "truncated.ckpt",
+        "random": folder / "random.ckpt",
+        "folder": folder,
+        "notes": folder / "notes.txt",
+        "missing": folder / "absent.ckpt",
+        "nodata": folder / "no_dataset",
+        "dataset": folder / "dataset",
+    }
 
 
 QUICK = ["experiment=quickstart", "data.synthetic=null"]
@@ -116,16 +122,24 @@ CASES = [
     ("predict", "missing file", ["ckpt_path={missing}", "source={folder}"], "{missing}"),
     ("predict", "truncated checkpoint", ["ckpt_path={truncated}", "source={folder}"], "{truncated}"),
     ("predict", "random-bytes checkpoint", ["ckpt_path={random}", "source={folder}"], "{random}"),
-    ("predict", "mistyped value", ["ckpt_path={truncated}", "source={folder}", "tracker.max_age=abc"],
-     "tracker.max_age"),
+    (
+        "predict",
+        "mistyped value",
+        ["ckpt_path={truncated}", "source={folder}", "tracker.max_age=abc"],
+        "tracker.max_age",
+    ),
     ("predict", "unknown key", ["ckpt_path={truncated}", "source={notes}", "no_such_key=1"], "no_such_key"),
     ("predict", "unsupported source", ["ckpt_path={truncated}", "source={notes}"], "{notes}"),
     ("predict", "missing source", ["ckpt_path={truncated}", "source={missing}.jpg"], "{missing}.jpg"),
     ("predict", "missing mandatory key", ["ckpt_path={truncated}"], "source"),
     ("predict", "not a model file", ["model={notes}", "source={folder}"], "{notes}"),
     ("track", "truncated checkpoint", ["ckpt_path={truncated}", "source={folder}"], "{truncated}"),
-    ("track", "mistyped value", ["ckpt_path={truncated}", "source={folder}", "tracker.high_thresh=abc"],
-     "tracker.high_thresh"),
+    (
+        "track",
+        "mistyped value",
+        ["ckpt_path={truncated}", "source={folder}", "tracker.high_thresh=abc"],
+        "tracker.high_thresh",
+    ),
     ("track", "unsupported source", ["ckpt_path={truncated}", "source={notes}"], "{notes}"),
     ("track", "missing source", ["ckpt_path={truncated}", "source={missing}.mp4"], "{missing}.mp4"),
     ("export", "missing file", ["ckpt_path={missing}"], "{missing}"),
@@ -159,8 +173,11 @@ def test_bad_input_ends_with_one_line(verb, fault, argv, named, inputs, tmp_path
     assert lines[0].startswith(f"centerpose {verb}: error: "), lines
     assert _fill(named, inputs) in lines[0], lines[0]
     # nothing but the records of the run (Hydra's .hydra/ and job log; train's) is left behind
-    left = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()
-            and not p.name.startswith(".std") and ".hydra" not in p.parts and p.suffix != ".log"]
+    left = [
+        p.relative_to(tmp_path).as_posix()
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.name.startswith(".std") and ".hydra" not in p.parts and p.suffix != ".log"
+    ]
     assert sorted(set(left) - TRAIN_RECORDS) == [], left
 
 
@@ -179,8 +196,12 @@ def test_unknown_zoo_name(tmp_path):
 
 @pytest.mark.parametrize("switch", ["--debug", "HYDRA_FULL_ERROR"])
 def test_debug_keeps_the_traceback(switch, inputs, tmp_path):
-    argv = ["predict", f"ckpt_path={inputs['truncated']}", f"source={inputs['notes']}",
-            f"hydra.run.dir={tmp_path / 'run'}"]
+    argv = [
+        "predict",
+        f"ckpt_path={inputs['truncated']}",
+        f"source={inputs['notes']}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     if switch == "--debug":
         argv.insert(1, "--debug")
     code, _, stderr = run(argv, tmp_path, env={"HYDRA_FULL_ERROR": "1"} if switch == "HYDRA_FULL_ERROR" else None)
@@ -200,12 +221,14 @@ def test_one_line_flattens_lists():
     text = "data not found under '/x'. Missing:\n  /x/a\n  /x/b\nExpected layout:\n  /x/c\nGet it."
     assert one_line(text) == "data not found under '/x'. Missing: /x/a, /x/b; Expected layout: /x/c; Get it."
     assert one_line("In 'train': Could not find 'data/x'\n\nAvailable options in 'data':\n\tcoco\n\tsynthetic") == (
-        "In 'train': Could not find 'data/x'; Available options in 'data': coco, synthetic")
+        "In 'train': Could not find 'data/x'; Available options in 'data': coco, synthetic"
+    )
 
 
 def test_describe_knows_file_errors_but_not_bugs():
     assert describe(FileNotFoundError(2, "No such file or directory", "/x/y.jpg")) == (
-        "'/x/y.jpg': No such file or directory")
+        "'/x/y.jpg': No such file or directory"
+    )
     assert describe(KeyError("bug")) is None and describe(TypeError("bug")) is None
 
 

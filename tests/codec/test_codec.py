@@ -9,8 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from centerpose.codec import (CenterPoseCodec, DecodeOptions, DecodeOptionsMismatch, Poses, decode, flip_merge,
-                              sigmoid_outputs, to_image_coords)
+from centerpose.codec import (
+    CenterPoseCodec,
+    DecodeOptions,
+    DecodeOptionsMismatch,
+    Poses,
+    decode,
+    flip_merge,
+    sigmoid_outputs,
+    to_image_coords,
+)
 from centerpose.codec.encode import encode_pose_targets
 from centerpose.codec.pipeline import decode_heads, decode_probabilities, stack_with_mirrors
 from centerpose.errors import RunError
@@ -21,25 +29,47 @@ J = COCO_PERSON.num_joints
 
 def _heads(batch: int, h: int = 16, w: int = 20, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"hm": torch.randn(batch, 1, h, w, generator=g), "wh": torch.rand(batch, 2, h, w, generator=g) * 8,
-            "hps": torch.randn(batch, 2 * J, h, w, generator=g), "reg": torch.rand(batch, 2, h, w, generator=g),
-            "hm_hp": torch.randn(batch, J, h, w, generator=g), "hp_offset": torch.rand(batch, 2, h, w, generator=g)}
+    return {
+        "hm": torch.randn(batch, 1, h, w, generator=g),
+        "wh": torch.rand(batch, 2, h, w, generator=g) * 8,
+        "hps": torch.randn(batch, 2 * J, h, w, generator=g),
+        "reg": torch.rand(batch, 2, h, w, generator=g),
+        "hm_hp": torch.randn(batch, J, h, w, generator=g),
+        "hp_offset": torch.rand(batch, 2, h, w, generator=g),
+    }
 
 
 META = {"c": torch.tensor([[40.0, 30.0], [50.0, 20.0]]), "s": torch.tensor([80.0, 64.0], dtype=torch.float64)}
 
 
-@pytest.mark.parametrize("options", [DecodeOptions(K=30), DecodeOptions(K=30, sigmoid="clamp", tie_break="stable"),
-                                     DecodeOptions(K=30, flip_test=True, fix_flip_offset=True, snap="nearest_valid"),
-                                     DecodeOptions(K=20, hm_hp_thresh=0.3, nms_kernel=5, rescore=True)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        DecodeOptions(K=30),
+        DecodeOptions(K=30, sigmoid="clamp", tie_break="stable"),
+        DecodeOptions(K=30, flip_test=True, fix_flip_offset=True, snap="nearest_valid"),
+        DecodeOptions(K=20, hm_hp_thresh=0.3, nms_kernel=5, rescore=True),
+    ],
+)
 def test_codec_decode_is_the_decode_function_bit_for_bit(options):
     codec = CenterPoseCodec(input_size=64, decode=options)
     heads = _heads(4 if options.flip_test else 2)
     poses = codec.decode(heads, META, scale=1.5)
-    probs = (flip_merge(sigmoid_outputs(heads), fix_offset=options.fix_flip_offset) if options.flip_test
-             else sigmoid_outputs(heads, clamp=options.sigmoid == "clamp"))
-    dets, kp = decode(probs, K=options.K, hm_hp_thresh=options.hm_hp_thresh, tie_break=options.tie_break,
-                      snap=options.snap, rescore=options.rescore, nms_kernel=options.nms_kernel, return_kp_scores=True)
+    probs = (
+        flip_merge(sigmoid_outputs(heads), fix_offset=options.fix_flip_offset)
+        if options.flip_test
+        else sigmoid_outputs(heads, clamp=options.sigmoid == "clamp")
+    )
+    dets, kp = decode(
+        probs,
+        K=options.K,
+        hm_hp_thresh=options.hm_hp_thresh,
+        tie_break=options.tie_break,
+        snap=options.snap,
+        rescore=options.rescore,
+        nms_kernel=options.nms_kernel,
+        return_kp_scores=True,
+    )
     rows = to_image_coords(dets, META["c"], META["s"], (16, 20), scale=1.5)
     assert poses.boxes.shape == (2, options.K, 4) and poses.keypoints.shape == (2, options.K, J, 3)
     assert torch.equal(poses.rows(), rows) and torch.equal(poses.joint_scores, kp)
@@ -61,8 +91,11 @@ def test_decode_options_record_and_check():
     assert options.record() == dataclasses.asdict(options) and DecodeOptions.from_record(options.record()) == options
     assert DecodeOptions.from_record({"K": 50}) == DecodeOptions(K=50)  # files written before a field existed
     options.check_matches(options.record(), "m.onnx")
-    with pytest.raises(DecodeOptionsMismatch, match=r"^'m.onnx' was exported with snap=nearest inside the graph, "
-                                                    r"got snap=weighted; export again with snap=weighted$"):
+    with pytest.raises(
+        DecodeOptionsMismatch,
+        match=r"^'m.onnx' was exported with snap=nearest inside the graph, "
+        r"got snap=weighted; export again with snap=weighted$",
+    ):
         options.check_matches(DecodeOptions(K=50, flip_test=True).record(), "m.onnx")
     assert issubclass(DecodeOptionsMismatch, RunError)
     options.check_matches(DecodeOptions(K=50, flip_test=True).record(), "m.onnx", names=["K", "flip_test"])
@@ -174,13 +207,18 @@ def test_evaluator_scores_the_poses_it_is_given(coco_mini):
     ann_file = coco_mini / "annotations" / "person_keypoints_val2017.json"
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(ann_file))
-    ids = [i for i in sorted(coco.getImgIds())
-           if any(a["num_keypoints"] > 0 and not a["iscrowd"] for a in coco.loadAnns(coco.getAnnIds(imgIds=i)))][:3]
+    ids = [
+        i
+        for i in sorted(coco.getImgIds())
+        if any(a["num_keypoints"] > 0 and not a["iscrowd"] for a in coco.loadAnns(coco.getAnnIds(imgIds=i)))
+    ][:3]
     evaluator = CocoPoseEvaluator(ann_file, image_ids=ids)
     for img_id in ids:
         anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id)) if not a["iscrowd"]]
-        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                          for a in anns], np.float32)
+        boxes = np.array(
+            [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
+            np.float32,
+        )
         kps = np.array([a["keypoints"] for a in anns], np.float32).reshape(len(anns), J, 3)
         # People without keypoints (ignored by the keypoint eval) score lower, so they rank after the others.
         scores = torch.tensor([[1.0 if a["num_keypoints"] else 0.5 for a in anns]])

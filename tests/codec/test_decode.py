@@ -72,10 +72,13 @@ def test_snaps_to_a_valid_candidate():
     assert _joint0(dets) == pytest.approx((13.0, 11.0))  # cell + hp_offset 0
 
 
-@pytest.mark.parametrize("score, xy, why", [
-    (0.1, (13, 11), "score exactly 0.1 is not a candidate"),
-    (0.5, (16, 10), "outside the box (x2 = 15.5)"),
-])
+@pytest.mark.parametrize(
+    "score, xy, why",
+    [
+        (0.1, (13, 11), "score exactly 0.1 is not a candidate"),
+        (0.5, (16, 10), "outside the box (x2 = 15.5)"),
+    ],
+)
 def test_snap_rejections(score, xy, why):
     dets = decode(_one_person(score, xy), K=5)
     assert _joint0(dets) == pytest.approx((12.0, 10.0)), why
@@ -157,8 +160,8 @@ def test_batch32_matches_per_image_and_other_joint_count():
     dets = decode(heads, K=20)
     assert dets.shape == (32, 20, 5 + 10 + 1)
     for i in (0, 17, 31):
-        single = decode({k: v[i:i + 1] for k, v in heads.items()}, K=20)
-        assert torch.equal(dets[i:i + 1], single)
+        single = decode({k: v[i : i + 1] for k, v in heads.items()}, K=20)
+        assert torch.equal(dets[i : i + 1], single)
     assert torch.all(dets[:, :-1, 4] >= dets[:, 1:, 4])
 
 
@@ -173,8 +176,9 @@ def test_tie_break_modes():
         topk_detections(heat, 20000)
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA"))])
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+)
 def test_device_agnostic(device):
     heads = {k: v.to(device) for k, v in _heads(b=2).items()}
     dets = decode(heads, K=10, tie_break="stable")
@@ -224,13 +228,13 @@ def test_flip_merge_fix_offset_and_errors():
 def test_to_image_coords_closed_form_and_split():
     dets = torch.zeros(1, 2, 2 * 2 + 6)
     dets[0, 0] = torch.tensor([0, 0, 128, 64, 0.7, 64, 32, 10, 20, 0])
-    res = to_image_coords(dets, torch.tensor([[320.0, 240.0]]), torch.tensor([[640.0, 480.0]]), (128, 128),
-                          scale=2.0)
+    res = to_image_coords(dets, torch.tensor([[320.0, 240.0]]), torch.tensor([[640.0, 480.0]]), (128, 128), scale=2.0)
     r = 640 / 128
     box, score, kps = split_results(res)
     assert res.shape == (1, 2, 9)
-    assert box[0, 0].tolist() == pytest.approx([(-64 * r + 320) / 2, (-64 * r + 240) / 2, (64 * r + 320) / 2,
-                                                (0 * r + 240) / 2])
+    assert box[0, 0].tolist() == pytest.approx(
+        [(-64 * r + 320) / 2, (-64 * r + 240) / 2, (64 * r + 320) / 2, (0 * r + 240) / 2]
+    )
     assert float(score[0, 0]) == pytest.approx(0.7)
     expected = [[320 / 2, (-32 * r + 240) / 2], [(-54 * r + 320) / 2, (-44 * r + 240) / 2]]
     np.testing.assert_allclose(kps[0, 0].numpy(), expected, rtol=1e-6)
@@ -256,7 +260,7 @@ def _blobs(b: int, c: int, s: int, n: int, g: torch.Generator) -> torch.Tensor:
         cy, cx = torch.rand(2, b, c, 1, 1, generator=g) * s
         sigma = 1 + torch.rand(b, c, 1, 1, generator=g) * 2
         amp = torch.rand(b, c, 1, 1, generator=g)
-        out = torch.maximum(out, amp * torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)))
+        out = torch.maximum(out, amp * torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)))
     return out
 
 

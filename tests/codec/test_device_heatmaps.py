@@ -44,8 +44,9 @@ def test_random_joints_match_reference_at_borders_and_large_radii(method):
     hp_mask[2] = 0  # a sample without joints
     hp_radius = np.where(hp_mask > 0, rng.integers(0, 30, (B, N * J)), 0).astype(np.int16)
     want = _reference(hp_ind, hp_mask, hp_radius, J, H, W)
-    got = draw_joint_heatmaps(torch.from_numpy(hp_ind), torch.from_numpy(hp_mask), torch.from_numpy(hp_radius), J,
-                              (H, W), method)
+    got = draw_joint_heatmaps(
+        torch.from_numpy(hp_ind), torch.from_numpy(hp_mask), torch.from_numpy(hp_radius), J, (H, W), method
+    )
     assert got.dtype == torch.float32 and got.shape == (B, J, H, W)
     assert (want > 0).sum() > 500 and want[2].max() == 0
     np.testing.assert_array_equal(got.numpy(), want)
@@ -103,8 +104,10 @@ def test_encoded_synthetic_people_sparse_equals_dense(method):
 def _datasets(coco_mini, **kw):
     ann = coco_mini / "annotations" / "person_keypoints_train2017.json"
     common = dict(train=True, augment=True, rng="per_sample", seed=3, input_format="uint8", **kw)
-    return (CocoPoseDataset(coco_mini / "train2017", ann, **common),
-            CocoPoseDataset(coco_mini / "train2017", ann, joint_heatmaps="sparse", **common))
+    return (
+        CocoPoseDataset(coco_mini / "train2017", ann, **common),
+        CocoPoseDataset(coco_mini / "train2017", ann, joint_heatmaps="sparse", **common),
+    )
 
 
 def test_coco_mini_augmented_samples_sparse_equals_dense(coco_mini):
@@ -183,8 +186,9 @@ def test_datamodule_defaults_to_sparse_for_both_splits(coco_mini):
     assert RADIUS_KEY in batch and "hm_hp" not in batch
     dense = CocoPoseDataModule(coco_mini, num_workers=0, preflight=False, joint_heatmaps="dense")
     dense.setup("validate")
-    np.testing.assert_array_equal(finish_joint_heatmaps(batch)["hm_hp"].numpy(),
-                                  next(iter(dense.val_dataloader()))["hm_hp"].numpy())
+    np.testing.assert_array_equal(
+        finish_joint_heatmaps(batch)["hm_hp"].numpy(), next(iter(dense.val_dataloader()))["hm_hp"].numpy()
+    )
 
 
 def test_loss_names_the_missing_drawing_step():

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from centerpose.codec.encode import encode_pose_targets
-from centerpose.codec.gaussian import (draw_gaussian, draw_gaussians, gaussian_kernel, gaussian_radius,
-                                       radius_from_box)
+from centerpose.codec.gaussian import draw_gaussian, draw_gaussians, gaussian_kernel, gaussian_radius, radius_from_box
 from centerpose.data.augment import get_affine_transform
 from centerpose.keypoints import COCO_PERSON, KeypointSpec
 
@@ -26,13 +25,30 @@ def person(box_xyxy, joints: dict[int, tuple[float, float]], J: int = 17):
 
 def encode(people, **kw):
     boxes = np.stack([b for b, _ in people]) if people else np.zeros((0, 4), np.float32)
-    kps = np.stack([k for _, k in people]) if people else np.zeros((0, kw.get("keypoints_spec", COCO_PERSON).num_joints, 3), np.float32)
+    kps = (
+        np.stack([k for _, k in people])
+        if people
+        else np.zeros((0, kw.get("keypoints_spec", COCO_PERSON).num_joints, 3), np.float32)
+    )
     kw.setdefault("image_width", 512)
     return encode_pose_targets(boxes, kps, T_OUT, kw.pop("trans_output_rot", T_OUT), **kw)
 
 
-@pytest.mark.parametrize("hw,r", [((3, 3), 0), ((4, 4), 1), ((8, 8), 2), ((10, 10), 2), ((16, 16), 4),
-                                  ((32, 32), 8), ((64, 64), 17), ((128, 128), 34), ((32, 15), 5), ((128, 20), 9)])
+@pytest.mark.parametrize(
+    "hw,r",
+    [
+        ((3, 3), 0),
+        ((4, 4), 1),
+        ((8, 8), 2),
+        ((10, 10), 2),
+        ((16, 16), 4),
+        ((32, 32), 8),
+        ((64, 64), 17),
+        ((128, 128), 34),
+        ((32, 15), 5),
+        ((128, 20), 9),
+    ],
+)
 def test_radius_reference_values(hw, r):
     assert max(0, int(gaussian_radius(*hw))) == r
     assert radius_from_box(np.float32([hw[0] - 0.5]), np.float32([hw[1] - 0.25])).tolist() == [r]  # ceil first
@@ -89,7 +105,7 @@ def test_single_person_targets():
     np.testing.assert_allclose(t["hp_offset"][0], [0, 0.5])
     assert t["gt_det"].shape == (1, 40)
     np.testing.assert_allclose(t["gt_det"][0, :5], [25, 30, 57, 94, 1])
-    np.testing.assert_allclose(t["gt_det"][0, 5 + 32:5 + 34], [150, 50])
+    np.testing.assert_allclose(t["gt_det"][0, 5 + 32 : 5 + 34], [150, 50])
 
 
 def test_sigma_joint_radius_scales_each_blob_by_its_oks_sigma():
@@ -108,8 +124,12 @@ def test_sigma_joint_radius_scales_each_blob_by_its_oks_sigma():
     # small people keep at least a 3 x 3 blob; a spec without sigmas keeps the box radius everywhere
     tiny = encode([person([100, 120, 112, 140], {0: (105, 125)})], joint_radius="sigma", joint_heatmaps="sparse")
     assert tiny["hp_radius"][0] == 1
-    plain = encode([(np.float32([100, 120, 228, 376]), np.zeros((5, 3), np.float32) + [[150, 250, 2]])],
-                   keypoints_spec=HAND5, joint_radius="sigma", joint_heatmaps="sparse")
+    plain = encode(
+        [(np.float32([100, 120, 228, 376]), np.zeros((5, 3), np.float32) + [[150, 250, 2]])],
+        keypoints_spec=HAND5,
+        joint_radius="sigma",
+        joint_heatmaps="sparse",
+    )
     assert plain["hp_radius"][:5].tolist() == [r] * 5
     with pytest.raises(ValueError, match="joint_radius"):
         encode([(box, kp)], joint_radius="wide")
@@ -131,8 +151,13 @@ def test_flip_swaps_left_and_right_joints_via_spec():
 
 def test_custom_keypoint_spec_gives_shapes_from_spec():
     box, kp = person([10, 10, 200, 200], {1: (50, 50), 4: (100, 150)}, J=5)
-    t = encode([(box, kp)], keypoints_spec=HAND5, max_objs=4, output_size=64,
-               trans_output_rot=get_affine_transform(np.float32([256, 256]), 512.0, 0, [64, 64]))
+    t = encode(
+        [(box, kp)],
+        keypoints_spec=HAND5,
+        max_objs=4,
+        output_size=64,
+        trans_output_rot=get_affine_transform(np.float32([256, 256]), 512.0, 0, [64, 64]),
+    )
     assert t["hps"].shape == (4, 10) and t["hps_mask"].shape == (4, 10)
     assert t["hm_hp"].shape == (5, 64, 64) and t["hp_offset"].shape == (20, 2) and t["hp_ind"].shape == (20,)
     assert t["hm"].shape == (1, 64, 64) and t["gt_det"].shape == (1, 4 + 1 + 10 + 1)
@@ -148,7 +173,7 @@ def test_dense_hp_shapes_and_semantics():
     cx, cy = int(t["ind"][0] % 128), int(t["ind"][0] // 128)
     r = radius_from_box(t["wh"][:1, 1], t["wh"][:1, 0])[0]
     win = (slice(cy - r, cy + r + 1), slice(cx - r, cx + r + 1))
-    ys, xs = np.mgrid[cy - r:cy + r + 1, cx - r:cx + r + 1]
+    ys, xs = np.mgrid[cy - r : cy + r + 1, cx - r : cx + r + 1]
     np.testing.assert_allclose(t["dense_hps"][0][win], 170 / 4 - xs, atol=1e-5)
     np.testing.assert_allclose(t["dense_hps"][1][win], 150 / 4 - ys, atol=1e-5)
     np.testing.assert_array_equal(t["dense_hps_mask"][0][win], gaussian_kernel(int(r)).astype(np.float32))

@@ -35,8 +35,13 @@ def scenes(draw):
     kps[..., 1] = y[:, None] + rng.uniform(-0.2, 1.2, (n, J)) * h[:, None]
     kps[..., 2] = rng.choice([0, 0, 1, 2], (n, J))
     kps[rng.random(n) < 0.2] = 0  # zero-keypoint / crowd-like people
-    geo = draw_train_geometry(width, height, np.random.RandomState(seed), rand_crop=draw(st.booleans()),
-                              flip=draw(st.sampled_from([0.0, 0.5, 1.0])))
+    geo = draw_train_geometry(
+        width,
+        height,
+        np.random.RandomState(seed),
+        rand_crop=draw(st.booleans()),
+        flip=draw(st.sampled_from([0.0, 0.5, 1.0])),
+    )
     max_objs = draw(st.integers(1, 32))
     return spec, width, boxes, kps, geo, max_objs
 
@@ -47,11 +52,22 @@ def test_encoding_invariants(scene):
     spec, width, boxes, kps, geo, N = scene
     J = spec.num_joints
     _, t_rot, t_out = sample_transforms(geo, 512, O)
-    t = encode_pose_targets(boxes, kps, t_out, t_rot, flipped=geo.flipped, image_width=width, rot=geo.rot,
-                            max_objs=N, keypoints_spec=spec)
-    shapes = {"hm": (1, O, O), "wh": (N, 2), "reg": (N, 2), "ind": (N,), "reg_mask": (N,), "hps": (N, 2 * J),
-              "hps_mask": (N, 2 * J), "hm_hp": (J, O, O), "hp_offset": (N * J, 2), "hp_ind": (N * J,),
-              "hp_mask": (N * J,)}
+    t = encode_pose_targets(
+        boxes, kps, t_out, t_rot, flipped=geo.flipped, image_width=width, rot=geo.rot, max_objs=N, keypoints_spec=spec
+    )
+    shapes = {
+        "hm": (1, O, O),
+        "wh": (N, 2),
+        "reg": (N, 2),
+        "ind": (N,),
+        "reg_mask": (N,),
+        "hps": (N, 2 * J),
+        "hps_mask": (N, 2 * J),
+        "hm_hp": (J, O, O),
+        "hp_offset": (N * J, 2),
+        "hp_ind": (N * J,),
+        "hp_mask": (N * J,),
+    }
     for key, shape in shapes.items():
         assert t[key].shape == shape, key
     assert t["reg_mask"].dtype == t["hps_mask"].dtype == np.uint8 and t["hp_mask"].dtype == np.int64
@@ -59,7 +75,7 @@ def test_encoding_invariants(scene):
     encoded = (t["wh"] > 0).all(axis=1)  # rot = 0: only boxes with positive clipped size are kept
     n_enc = int(encoded.sum())
     assert n_enc <= min(len(boxes), N)
-    assert not encoded[min(len(boxes), N):].any()
+    assert not encoded[min(len(boxes), N) :].any()
     assert t["gt_det"].shape == (max(n_enc, 1), 4 + 1 + 2 * J + 1)
     assert not (t["reg_mask"].astype(bool) & ~encoded).any()
     assert (t["ind"][encoded] >= 0).all() and (t["ind"][encoded] < O * O).all()
@@ -104,8 +120,9 @@ def test_rotation_invariants(scene, rot):
     spec, width, boxes, kps, geo, N = scene
     geo.rot = rot
     _, t_rot, t_out = sample_transforms(geo, 512, O)
-    t = encode_pose_targets(boxes, kps, t_out, t_rot, flipped=geo.flipped, image_width=width, rot=rot,
-                            max_objs=N, keypoints_spec=spec)
+    t = encode_pose_targets(
+        boxes, kps, t_out, t_rot, flipped=geo.flipped, image_width=width, rot=rot, max_objs=N, keypoints_spec=spec
+    )
     assert (t["hm"] == np.float32(0.9999)).all()
     assert not t["reg_mask"].any() and not t["hps_mask"].any()
     assert t["gt_det"].shape[0] == max(min(len(boxes), N), 1)  # nobody is skipped under rotation

@@ -12,10 +12,17 @@ from centerpose.data.collate import collate_samples
 
 def _samples(n=3):
     rng = np.random.default_rng(0)
-    return [{"image": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
-             "hm": rng.random((1, 4, 4), dtype=np.float32), "ind": np.arange(5, dtype=np.int64) + i,
-             "reg_mask": np.ones(5, np.uint8), "strided": np.arange(12, dtype=np.float32).reshape(3, 4).T,
-             "meta": {"img_id": i, "c": np.array([1.5, 2.0], np.float32), "s": 3.0}} for i in range(n)]
+    return [
+        {
+            "image": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
+            "hm": rng.random((1, 4, 4), dtype=np.float32),
+            "ind": np.arange(5, dtype=np.int64) + i,
+            "reg_mask": np.ones(5, np.uint8),
+            "strided": np.arange(12, dtype=np.float32).reshape(3, 4).T,
+            "meta": {"img_id": i, "c": np.array([1.5, 2.0], np.float32), "s": 3.0},
+        }
+        for i in range(n)
+    ]
 
 
 def _assert_same(got, want):

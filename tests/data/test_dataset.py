@@ -21,17 +21,28 @@ J = COCO_PERSON.num_joints
 def _ann(ann_id, img_id, bbox, joints=None, **extra):
     kp = [0] * (3 * J)
     for j, (x, y) in (joints or {}).items():
-        kp[3 * j:3 * j + 3] = [x, y, 2]
-    return {"id": ann_id, "image_id": img_id, "category_id": 1, "bbox": bbox, "keypoints": kp,
-            "num_keypoints": len(joints or {}), "iscrowd": 0, "area": bbox[2] * bbox[3], **extra}
+        kp[3 * j : 3 * j + 3] = [x, y, 2]
+    return {
+        "id": ann_id,
+        "image_id": img_id,
+        "category_id": 1,
+        "bbox": bbox,
+        "keypoints": kp,
+        "num_keypoints": len(joints or {}),
+        "iscrowd": 0,
+        "area": bbox[2] * bbox[3],
+        **extra,
+    }
 
 
 def make_coco(tmp_path, anns=None, images=None, write_images=True):
     """A tiny COCO keypoint set: two 320×240 images (id 1 with a person, id 2 empty)."""
     img_dir = tmp_path / "images"
     img_dir.mkdir(exist_ok=True)
-    images = images or [{"id": 1, "file_name": "a.jpg", "width": 320, "height": 240},
-                        {"id": 2, "file_name": "b.jpg", "width": 320, "height": 240}]
+    images = images or [
+        {"id": 1, "file_name": "a.jpg", "width": 320, "height": 240},
+        {"id": 2, "file_name": "b.jpg", "width": 320, "height": 240},
+    ]
     rng = np.random.default_rng(0)
     if write_images:
         for im in images:
@@ -58,15 +69,26 @@ def test_augmented_sample_shapes_and_dtypes(tmp_path):
     ds = CocoPoseDataset(img_dir, ann, train=True, augment=True, rng="per_sample", seed=1)
     assert len(ds) == 1
     s = ds[0]
-    expect = {"input": ((3, 512, 512), np.float32), "hm": ((1, 128, 128), np.float32), "wh": ((32, 2), np.float32),
-              "reg": ((32, 2), np.float32), "ind": ((32,), np.int64), "reg_mask": ((32,), np.uint8),
-              "hps": ((32, 34), np.float32), "hps_mask": ((32, 34), np.uint8), "hm_hp": ((17, 128, 128), np.float32),
-              "hp_offset": ((544, 2), np.float32), "hp_ind": ((544,), np.int64), "hp_mask": ((544,), np.int64)}
+    expect = {
+        "input": ((3, 512, 512), np.float32),
+        "hm": ((1, 128, 128), np.float32),
+        "wh": ((32, 2), np.float32),
+        "reg": ((32, 2), np.float32),
+        "ind": ((32,), np.int64),
+        "reg_mask": ((32,), np.uint8),
+        "hps": ((32, 34), np.float32),
+        "hps_mask": ((32, 34), np.uint8),
+        "hm_hp": ((17, 128, 128), np.float32),
+        "hp_offset": ((544, 2), np.float32),
+        "hp_ind": ((544,), np.int64),
+        "hp_mask": ((544,), np.int64),
+    }
     for key, (shape, dtype) in expect.items():
         assert s[key].shape == shape and s[key].dtype == dtype, key
     assert s["meta"]["img_id"] == 1 and s["meta"]["c"].dtype == np.float32 and isinstance(s["meta"]["s"], float)
     assert "gt_det" not in s["meta"]
     from torch.utils.data import default_collate
+
     batch = default_collate([s, ds[0]])
     assert tuple(batch["hm"].shape) == (2, 1, 128, 128) and tuple(batch["meta"]["c"].shape) == (2, 2)
     d = CocoPoseDataset(img_dir, ann, train=True, augment=True, dense_hp=True, input_size=384)[0]
@@ -175,7 +197,11 @@ def test_color_aug_matches_written_formula():
     p1 = t.get_params()
     t.bind_rngs(random.Random(0), np.random.RandomState(0))
     p2 = t.get_params()
-    assert p1["ops"] == p2["ops"] and p1["alphas"] == p2["alphas"] and sorted(p1["ops"]) == ["brightness", "contrast", "saturation"]
+    assert (
+        p1["ops"] == p2["ops"]
+        and p1["alphas"] == p2["alphas"]
+        and sorted(p1["ops"]) == ["brightness", "contrast", "saturation"]
+    )
 
 
 def test_extra_transform_is_applied_and_spatial_rejected(tmp_path):
@@ -213,12 +239,15 @@ def test_missing_and_corrupt_images_name_the_file(tmp_path):
         ds[1]
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"bbox": [1, 2, 3]}, "'bbox' must be 4 numbers"),
-    ({"bbox": [1, 2, -3, 4]}, "w, h >= 0"),
-    ({"keypoints": [1, 2, 2]}, "'keypoints' must hold 51"),
-    ({"category_id": 3}, "category_id 3"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"bbox": [1, 2, 3]}, "'bbox' must be 4 numbers"),
+        ({"bbox": [1, 2, -3, 4]}, "w, h >= 0"),
+        ({"keypoints": [1, 2, 2]}, "'keypoints' must hold 51"),
+        ({"category_id": 3}, "category_id 3"),
+    ],
+)
 def test_malformed_annotation_names_file_image_and_annotation(tmp_path, bad, match):
     a = _ann(77, 1, [10, 10, 50, 50], {0: (20, 20)})
     a.update(bad)

@@ -9,8 +9,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from centerpose.data.coco import CocoPoseDataset
-from centerpose.data.photometric import (AFFINE_KEY, IMAGE_KEY, _affine_torch, apply_input_affine, color_affine, finish_input,
-                                         input_affine, sample_input)
+from centerpose.data.photometric import (
+    AFFINE_KEY,
+    IMAGE_KEY,
+    _affine_torch,
+    apply_input_affine,
+    color_affine,
+    finish_input,
+    input_affine,
+    sample_input,
+)
 from centerpose.data.preprocess import preprocess
 from centerpose.data.transforms import COCO_MEAN_BGR, COCO_STD_BGR, color_aug, normalize
 from test_dataset import make_coco
@@ -22,8 +30,14 @@ def _pair(img_dir, ann, **kw):
     return CocoPoseDataset(img_dir, ann, **common), CocoPoseDataset(img_dir, ann, input_format="uint8", **common)
 
 
-@pytest.mark.parametrize("ops", [("brightness", "contrast", "saturation"), ("saturation", "contrast", "brightness"),
-                                 ("contrast", "saturation", "brightness")])
+@pytest.mark.parametrize(
+    "ops",
+    [
+        ("brightness", "contrast", "saturation"),
+        ("saturation", "contrast", "brightness"),
+        ("contrast", "saturation", "brightness"),
+    ],
+)
 def test_fold_equals_float_colour_ops(ops):
     rng = np.random.default_rng(1)
     u = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
@@ -53,8 +67,9 @@ def test_uint8_samples_match_float_path_with_the_same_draws(coco_mini, kw):
 
 
 def test_collated_batch_is_finished_once_on_the_device_side(tmp_path):
-    img_dir, ann = make_coco(tmp_path, images=[{"id": i, "file_name": f"{i}.jpg", "width": 320, "height": 240}
-                                               for i in (1, 2, 3)])
+    img_dir, ann = make_coco(
+        tmp_path, images=[{"id": i, "file_name": f"{i}.jpg", "width": 320, "height": 240} for i in (1, 2, 3)]
+    )
     flt, u8 = _pair(img_dir, ann, train=False)
     ref = next(iter(DataLoader(flt, batch_size=3)))
     batch = next(iter(DataLoader(u8, batch_size=3)))

@@ -24,8 +24,11 @@ def _load(root: Path, split: str) -> dict:
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -119,15 +122,18 @@ def test_single_person_images_have_no_occluded_joints(annotations):
 
 def test_figures_stand_out_from_the_background(dataset, annotations):
     """The saturated figures must be more colourful than the muted background (a learnability proxy)."""
-    im = next(im for im in annotations["train"]["images"]
-              if any(a["image_id"] == im["id"] for a in annotations["train"]["annotations"]))
+    im = next(
+        im
+        for im in annotations["train"]["images"]
+        if any(a["image_id"] == im["id"] for a in annotations["train"]["annotations"])
+    )
     img = cv2.imread(str(dataset / "train2017" / im["file_name"]))
     sat = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)[..., 1].astype(float)
     inside = np.zeros(sat.shape, bool)
     for a in annotations["train"]["annotations"]:
         if a["image_id"] == im["id"]:
             x, y, w, h = (int(v) for v in a["bbox"])
-            inside[y:y + h, x:x + w] = True
+            inside[y : y + h, x : x + w] = True
     assert np.percentile(sat[inside], 90) > np.percentile(sat[~inside], 90) + 40
 
 
@@ -175,8 +181,11 @@ def test_refuses_to_overwrite_a_foreign_dataset(tmp_path):
 
 
 def test_subset_keypoint_spec(tmp_path):
-    spec = KeypointSpec(names=("nose", "left_eye", "right_eye", "left_ankle", "right_ankle"),
-                        flip_pairs=((1, 2), (3, 4)), skeleton=((0, 1), (0, 2), (3, 4)))
+    spec = KeypointSpec(
+        names=("nose", "left_eye", "right_eye", "left_ankle", "right_ankle"),
+        flip_pairs=((1, 2), (3, 4)),
+        skeleton=((0, 1), (0, 2), (3, 4)),
+    )
     full = _load(write_synthetic_coco(tmp_path / "full", num_train=3, num_val=0, seed=2), "train")
     sub = _load(write_synthetic_coco(tmp_path / "sub", num_train=3, num_val=0, seed=2, keypoints=spec), "train")
     assert sub["categories"][0]["keypoints"] == list(spec.names)
@@ -207,8 +216,10 @@ def test_cli(tmp_path, capsys):
     assert cv2.imread(str(tmp_path / "val2017" / data["images"][0]["file_name"])).shape == (96, 128, 3)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("centerpose.data.coco") is None,
-                    reason="centerpose.data.coco (CocoPoseDataset) not available")
+@pytest.mark.skipif(
+    importlib.util.find_spec("centerpose.data.coco") is None,
+    reason="centerpose.data.coco (CocoPoseDataset) not available",
+)
 def test_coco_pose_dataset_reads_it(dataset, annotations):
     from centerpose.data.coco import CocoPoseDataset
 

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from centerpose.evaluation.coco import (BBOX_STAT_NAMES, KEYPOINT_STAT_NAMES, evaluate_coco, round2,
-                                        save_coco_results, to_coco_results)
+from centerpose.evaluation.coco import (
+    BBOX_STAT_NAMES,
+    KEYPOINT_STAT_NAMES,
+    evaluate_coco,
+    round2,
+    save_coco_results,
+    to_coco_results,
+)
 
 
 def test_round2_is_correctly_rounded_decimal():

@@ -25,8 +25,14 @@ from centerpose.inference.predictor import Predictor, read_image
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-SMALL = ["experiment=quickstart", "backbone_name=resnet18", "model.net.neck=null", "model.net.use_dcn=true",
-         "model.net.head_conv=32", "model.net.joint_offsets=shared"]
+SMALL = [
+    "experiment=quickstart",
+    "backbone_name=resnet18",
+    "model.net.neck=null",
+    "model.net.use_dcn=true",
+    "model.net.head_conv=32",
+    "model.net.joint_offsets=shared",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +52,22 @@ def _export_cfg(ckpt: Path, out: Path, *extra: str):
 @pytest.fixture(scope="module")
 def heads_onnx(ckpt, tmp_path_factory) -> Path:
     """Raw heads, dynamic batch and size, through the Hydra entry point's function."""
-    return export(_export_cfg(ckpt, tmp_path_factory.mktemp("onnx") / "heads.onnx", "dynamic=true",
-                              "input_size=128"))
+    return export(_export_cfg(ckpt, tmp_path_factory.mktemp("onnx") / "heads.onnx", "dynamic=true", "input_size=128"))
 
 
 @pytest.fixture(scope="module")
 def decode_onnx(ckpt, tmp_path_factory) -> Path:
     """People out, flip test inside, dynamic batch and size."""
-    return export(_export_cfg(ckpt, tmp_path_factory.mktemp("onnx") / "people.onnx", "dynamic=true",
-                              "outputs=people", "decode.flip_test=true", "input_size=128"))
+    return export(
+        _export_cfg(
+            ckpt,
+            tmp_path_factory.mktemp("onnx") / "people.onnx",
+            "dynamic=true",
+            "outputs=people",
+            "decode.flip_test=true",
+            "input_size=128",
+        )
+    )
 
 
 def _images(coco_mini: Path, n: int = 2) -> list[np.ndarray]:
@@ -104,8 +117,7 @@ def test_decode_graph_gives_the_people_of_the_codec(decode_onnx, pytorch):
         want, want_kp = want.rows(), want.joint_scores
         got, got_kp = people_to_image(torch.from_numpy(people), c, s, shape[2:])
         for i in range(b):
-            assert_same_people(torch.cat([got[i], got_kp[i]], 1).numpy(),
-                               torch.cat([want[i], want_kp[i]], 1).numpy())
+            assert_same_people(torch.cat([got[i], got_kp[i]], 1).numpy(), torch.cat([want[i], want_kp[i]], 1).numpy())
 
 
 @pytest.mark.parametrize("kind", ["heads", "people"])
@@ -126,8 +138,10 @@ def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_
     source.mkdir()
     for image in sorted((coco_mini / "val2017").glob("*.jpg"))[:3]:
         shutil.copy(image, source / image.name)
-    cfg = compose("predict", [f"model={decode_onnx}", f"source={source}",
-                              f"paths.output_dir={tmp_path / 'out'}", "score_thresh=0.0"])
+    cfg = compose(
+        "predict",
+        [f"model={decode_onnx}", f"source={source}", f"paths.output_dir={tmp_path / 'out'}", "score_thresh=0.0"],
+    )
     out = predict(cfg)
     detections = json.loads((out / "detections.json").read_text())
     names = sorted(p.name for p in source.glob("*.jpg"))
@@ -141,18 +155,29 @@ def test_predict_cli_runs_an_onnx_model_on_a_folder(decode_onnx, coco_mini, tmp_
     from centerpose.errors import RunError
 
     with pytest.raises(RunError, match="snap=nearest inside the graph, got snap=weighted"):
-        predict(compose("predict", [f"model={decode_onnx}", f"source={source}",
-                                    f"paths.output_dir={tmp_path / 'bad'}", "decode.snap=weighted"]))
+        predict(
+            compose(
+                "predict",
+                [
+                    f"model={decode_onnx}",
+                    f"source={source}",
+                    f"paths.output_dir={tmp_path / 'bad'}",
+                    "decode.snap=weighted",
+                ],
+            )
+        )
 
 
 def test_fixed_size_export_letterboxes(pytorch, tmp_path, coco_mini):
-    path = export_onnx(pytorch.net, tmp_path / "fixed.onnx", keypoints=pytorch.keypoints, input_hw=(128, 128),
-                       batch_size=2)
+    path = export_onnx(
+        pytorch.net, tmp_path / "fixed.onnx", keypoints=pytorch.keypoints, input_hw=(128, 128), batch_size=2
+    )
     runtime = Predictor.from_onnx(path, score_thresh=0.0, flip_test=False)
     assert not runtime.keep_res and runtime.input_size == 128
     images = _images(coco_mini, 3)  # 3 images x batch 2: the last chunk is padded
-    ref = Predictor(pytorch.net, keypoints=pytorch.keypoints, keep_res=False, input_size=128, flip_test=False,
-                    score_thresh=0.0)
+    ref = Predictor(
+        pytorch.net, keypoints=pytorch.keypoints, keep_res=False, input_size=128, flip_test=False, score_thresh=0.0
+    )
     for g, w in zip(runtime.predict_rows_batch(images), ref.predict_rows_batch(images)):
         assert_same_people(g, w)
     with pytest.raises(ValueError, match="dynamic=true"):
@@ -162,8 +187,14 @@ def test_fixed_size_export_letterboxes(pytorch, tmp_path, coco_mini):
 @pytest.mark.parametrize("decode", [False, True])
 def test_torchscript_round_trip(decode, pytorch, tmp_path):
     options = DecodeOptions(flip_test=decode, K=20)
-    path = export_torchscript(pytorch.net, tmp_path / "model.pt", keypoints=pytorch.keypoints, decode=decode,
-                              options=options, input_hw=(128, 128))
+    path = export_torchscript(
+        pytorch.net,
+        tmp_path / "model.pt",
+        keypoints=pytorch.keypoints,
+        decode=decode,
+        options=options,
+        input_hw=(128, 128),
+    )
     extra = {"centerpose.json": ""}
     loaded = torch.jit.load(str(path), _extra_files=extra)
     assert json.loads(extra["centerpose.json"])["decode"] is decode
@@ -185,11 +216,21 @@ def test_decode_graph_with_issue10_switches(tmp_path, coco_mini):
     """Per-joint offsets (E16), weighted snapping (E9) and rescoring (E15) inside the graph give the people of
     the PyTorch decode with the same switches; a runtime asked for other values than the graph has says so."""
     ckpt = make_checkpoint(tmp_path / "pj.ckpt", [*SMALL[:-1], "model.net.joint_offsets=per_joint"])
-    pytorch = Predictor.from_checkpoint(ckpt, score_thresh=0.0, keep_res=False, input_size=128, snap="weighted",
-                                        rescore=True)
+    pytorch = Predictor.from_checkpoint(
+        ckpt, score_thresh=0.0, keep_res=False, input_size=128, snap="weighted", rescore=True
+    )
     assert pytorch.net.heads_spec["hp_offset"] == 2 * 17
-    path = export(_export_cfg(ckpt, tmp_path / "people.onnx", "outputs=people", "decode.flip_test=true",
-                              "input_size=128", "decode.snap=weighted", "decode.rescore=true"))
+    path = export(
+        _export_cfg(
+            ckpt,
+            tmp_path / "people.onnx",
+            "outputs=people",
+            "decode.flip_test=true",
+            "input_size=128",
+            "decode.snap=weighted",
+            "decode.rescore=true",
+        )
+    )
     meta = read_metadata(path)
     assert meta["decode_options"]["snap"] == "weighted" and meta["decode_options"]["rescore"] is True
     runtime = Predictor.from_onnx(path, score_thresh=0.0)

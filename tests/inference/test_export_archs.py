@@ -49,10 +49,18 @@ def test_arch_exports_heads_and_people(arch, tmp_path):
     for name, g in zip(want, got):
         assert np.abs(g - want[name].numpy()).max() <= 1e-4, name
 
-    people_path = export_onnx(net, tmp_path / "people.onnx", input_hw=(side, side), pad=pad, decode=True,
-                              options=DecodeOptions(K=50), check=False)
+    people_path = export_onnx(
+        net,
+        tmp_path / "people.onnx",
+        input_hw=(side, side),
+        pad=pad,
+        decode=True,
+        options=DecodeOptions(K=50),
+        check=False,
+    )
     (people,) = ort.InferenceSession(str(people_path), providers=["CPUExecutionProvider"]).run(
-        None, {"image": x.numpy()})
+        None, {"image": x.numpy()}
+    )
     c, s = torch.tensor([[side / 2, side / 2]]), torch.tensor([float(side)])
     poses = CenterPoseCodec(decode=DecodeOptions(K=50, tie_break="stable")).decode(want, {"c": c, "s": s})
     rows, kp = poses.rows(), poses.joint_scores

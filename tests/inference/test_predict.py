@@ -25,11 +25,23 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("data")
     write_synthetic_coco(root, num_train=4, num_val=3, image_size=(128, 128), seed=3)
     out = tmp_path_factory.mktemp("run")
-    cfg = compose("train", [
-        "experiment=quickstart", f"data.root={root}", "data.synthetic=null", "data.input_size=128",
-        "data.batch_size=2", "data.num_workers=0", f"paths.output_dir={out}", "logger=none",
-        "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "callbacks.rich_progress_bar=null",
-        "trainer.enable_progress_bar=false"])
+    cfg = compose(
+        "train",
+        [
+            "experiment=quickstart",
+            f"data.root={root}",
+            "data.synthetic=null",
+            "data.input_size=128",
+            "data.batch_size=2",
+            "data.num_workers=0",
+            f"paths.output_dir={out}",
+            "logger=none",
+            "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1",
+            "callbacks.rich_progress_bar=null",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
     train(cfg)
     return out / "checkpoints" / "last.ckpt", root
 
@@ -65,8 +77,9 @@ def test_predictor_threshold_drops_low_scores(trained):
 
 
 def _predict_cfg(ckpt: Path, source, out: Path, *extra: str):
-    return compose("predict", [f"ckpt_path={ckpt}", f"source={source}", f"paths.output_dir={out}",
-                               "score_thresh=0.0", *extra])
+    return compose(
+        "predict", [f"ckpt_path={ckpt}", f"source={source}", f"paths.output_dir={out}", "score_thresh=0.0", *extra]
+    )
 
 
 def test_predict_cli_image_folder_and_video(trained, tmp_path):
@@ -101,8 +114,17 @@ def test_predict_video_with_tracking_writes_ids(trained, tmp_path):
     for _ in range(5):  # a still scene: every detection persists, so its track is confirmed on frame 2
         writer.write(image)
     writer.release()
-    out = predict(_predict_cfg(ckpt, video, tmp_path / "tracked", "track=true", "tracker.high_thresh=0.0",
-                               "tracker.low_thresh=0.0", "tracker.min_hits=2"))
+    out = predict(
+        _predict_cfg(
+            ckpt,
+            video,
+            tmp_path / "tracked",
+            "track=true",
+            "tracker.high_thresh=0.0",
+            "tracker.low_thresh=0.0",
+            "tracker.min_hits=2",
+        )
+    )
     frames = json.loads((out / "detections.json").read_text())
     assert len(frames) == 5 and all(len(people) > 0 for people in frames.values())
     ids = [[p["id"] for p in people] for people in frames.values()]
@@ -124,8 +146,16 @@ def test_predict_source_errors(tmp_path):
 
 def test_evaluate_checkpoint_writes_results_metrics_and_times(trained, tmp_path):
     ckpt, root = trained
-    cfg = compose("evaluate", [f"ckpt_path={ckpt}", f"data.root={root}", f"paths.output_dir={tmp_path}",
-                               "data=synthetic", f"data.root={root}"])
+    cfg = compose(
+        "evaluate",
+        [
+            f"ckpt_path={ckpt}",
+            f"data.root={root}",
+            f"paths.output_dir={tmp_path}",
+            "data=synthetic",
+            f"data.root={root}",
+        ],
+    )
     metrics = evaluate(cfg)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl", "bbox_AP"):
@@ -137,8 +167,7 @@ def test_evaluate_checkpoint_writes_results_metrics_and_times(trained, tmp_path)
 
 
 def test_oracle_evaluation_on_coco_mini(coco_mini, tmp_path):
-    cfg = compose("evaluate", ["oracle=hm", "data=coco_mini", f"data.root={coco_mini}",
-                               f"paths.output_dir={tmp_path}"])
+    cfg = compose("evaluate", ["oracle=hm", "data=coco_mini", f"data.root={coco_mini}", f"paths.output_dir={tmp_path}"])
     metrics = evaluate(cfg)
     # METHOD.md §3.7: the original pipeline reaches exactly these with --eval_oracle_hm --eval_oracle_kps.
     assert metrics["AP"] == pytest.approx(1.0, abs=5e-5)
@@ -153,8 +182,9 @@ def test_per_joint_oracle_reaches_the_ceiling_and_typos_stop_early(trained, tmp_
     _, root = trained
     base = ["oracle=all", "data=synthetic", f"data.root={root}", "data.synthetic=null", "data.input_size=128"]
     shared = evaluate(compose("evaluate", [*base, f"paths.output_dir={tmp_path / 's'}"]))
-    per_joint = evaluate(compose("evaluate", [*base, "test.joint_offsets=per_joint",
-                                              f"paths.output_dir={tmp_path / 'p'}"]))
+    per_joint = evaluate(
+        compose("evaluate", [*base, "test.joint_offsets=per_joint", f"paths.output_dir={tmp_path / 'p'}"])
+    )
     assert per_joint["AP"] == pytest.approx(1.0, abs=5e-5) and per_joint["AP"] >= shared["AP"]
     with pytest.raises(RunError, match=r"test.joint_offsets=each: expected one of \['shared', 'per_joint'\]"):
         evaluate(compose("evaluate", [*base, "test.joint_offsets=each", f"paths.output_dir={tmp_path / 'x'}"]))

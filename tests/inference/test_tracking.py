@@ -14,10 +14,27 @@ from centerpose.codec.poses import Poses
 from centerpose.inference.tracking import OneEuroFilter, PoseTracker, box_iou, pose_oks
 
 # A standing person facing the camera, in units of body height, origin at the pelvis (COCO-17 order).
-_TEMPLATE = np.array([
-    [0.0, -0.42], [0.03, -0.44], [-0.03, -0.44], [0.06, -0.43], [-0.06, -0.43],
-    [0.11, -0.30], [-0.11, -0.30], [0.14, -0.14], [-0.14, -0.14], [0.15, 0.0], [-0.15, 0.0],
-    [0.075, 0.0], [-0.075, 0.0], [0.08, 0.245], [-0.08, 0.245], [0.08, 0.48], [-0.08, 0.48]])
+_TEMPLATE = np.array(
+    [
+        [0.0, -0.42],
+        [0.03, -0.44],
+        [-0.03, -0.44],
+        [0.06, -0.43],
+        [-0.06, -0.43],
+        [0.11, -0.30],
+        [-0.11, -0.30],
+        [0.14, -0.14],
+        [-0.14, -0.14],
+        [0.15, 0.0],
+        [-0.15, 0.0],
+        [0.075, 0.0],
+        [-0.075, 0.0],
+        [0.08, 0.245],
+        [-0.08, 0.245],
+        [0.08, 0.48],
+        [-0.08, 0.48],
+    ]
+)
 
 
 @dataclass
@@ -81,9 +98,13 @@ def render(scene: Scene, seed: int = 0) -> tuple[list[Poses], list[np.ndarray]]:
             truth.append(-1)
         order = np.argsort(-np.asarray(scores), kind="stable")
         n = len(scores)
-        frames.append(Poses(boxes=np.asarray(boxes, np.float32).reshape(n, 4)[order],
-                            scores=np.asarray(scores, np.float32)[order],
-                            keypoints=np.asarray(kps, np.float32).reshape(n, 17, 3)[order]))
+        frames.append(
+            Poses(
+                boxes=np.asarray(boxes, np.float32).reshape(n, 4)[order],
+                scores=np.asarray(scores, np.float32)[order],
+                keypoints=np.asarray(kps, np.float32).reshape(n, 17, 3)[order],
+            )
+        )
         truths.append(np.asarray(truth, np.int64)[order] if n else np.zeros(0, np.int64))
     return frames, truths
 
@@ -118,25 +139,46 @@ def identity_figures(frames: list[Poses], truths: list[np.ndarray], tracker: Pos
             own = max(set(assigned), key=assigned.count)
             if max(holders[own], key=holders[own].get) == gt:
                 kept += assigned.count(own)
-    return {"id_switches": switches, "kept": kept / max(total, 1), "people": len(seen),
-            "ids": len(holders), "spurious_ids": len(spurious_ids)}
+    return {
+        "id_switches": switches,
+        "kept": kept / max(total, 1),
+        "people": len(seen),
+        "ids": len(holders),
+        "spurious_ids": len(spurious_ids),
+    }
 
 
 def lanes(n: int, speed: float = 3.0, height: float = 120.0) -> list[Person]:
-    return [Person(start=(80 + 40 * i, 120 + 140 * i), velocity=(speed, 0.3 * (-1) ** i), height=height)
-            for i in range(n)]
+    return [
+        Person(start=(80 + 40 * i, 120 + 140 * i), velocity=(speed, 0.3 * (-1) ** i), height=height) for i in range(n)
+    ]
 
 
 SCENES = {
     "walking": Scene(lanes(3)),
     "noisy_dropouts": Scene(lanes(4), joint_noise=4.0, dropout=0.2, frames=90),
     "crossing": Scene([Person((100, 200), (5, 0), 140), Person((500, 205), (-5, 0), 130)], frames=80),
-    "crossing_occluded": Scene([Person((100, 200), (5, 0), 140), Person((500, 210), (-5, 0), 120)], frames=80,
-                               hidden={1: (34, 46)}, missing={1: (38, 42)}, joint_noise=2.0),
-    "occluded_behind_still": Scene([Person((300, 200), (0, 0), 160), Person((120, 215), (4, 0), 110)],
-                                   frames=90, missing={1: (40, 52)}, joint_noise=2.0),
-    "leave_enter": Scene([Person((100, 150), (6, 0), 120, last=40), Person((600, 320), (-4, 0), 120, first=30),
-                          Person((300, 480), (0, -1), 110, first=55)], frames=90),
+    "crossing_occluded": Scene(
+        [Person((100, 200), (5, 0), 140), Person((500, 210), (-5, 0), 120)],
+        frames=80,
+        hidden={1: (34, 46)},
+        missing={1: (38, 42)},
+        joint_noise=2.0,
+    ),
+    "occluded_behind_still": Scene(
+        [Person((300, 200), (0, 0), 160), Person((120, 215), (4, 0), 110)],
+        frames=90,
+        missing={1: (40, 52)},
+        joint_noise=2.0,
+    ),
+    "leave_enter": Scene(
+        [
+            Person((100, 150), (6, 0), 120, last=40),
+            Person((600, 320), (-4, 0), 120, first=30),
+            Person((300, 480), (0, -1), 110, first=55),
+        ],
+        frames=90,
+    ),
     "false_positives": Scene(lanes(2), false_positives=0.5, dropout=0.1, joint_noise=3.0, frames=90),
 }
 #: Paths that never cross: no ID switch allowed.
@@ -181,8 +223,14 @@ def test_figures_table(capsys):
     rows = []
     for name in SCENES:
         figs = [run_scene(name, seed) for seed in range(3)]
-        rows.append((name, sum(f["id_switches"] for f in figs), np.mean([f["kept"] for f in figs]),
-                     sum(f["spurious_ids"] for f in figs)))
+        rows.append(
+            (
+                name,
+                sum(f["id_switches"] for f in figs),
+                np.mean([f["kept"] for f in figs]),
+                sum(f["spurious_ids"] for f in figs),
+            )
+        )
     with capsys.disabled():
         print("\nscenario                 ID switches (3 seeds)  kept identities  ids on spurious dets")
         for name, sw, kept, sp in rows:
@@ -191,16 +239,20 @@ def test_figures_table(capsys):
 
 
 def test_ids_are_minus_one_until_confirmed():
-    person = Poses(boxes=np.array([[0, 0, 50, 100]], np.float32), scores=np.array([0.9], np.float32),
-                   keypoints=np.concatenate([_TEMPLATE * 100 + [25, 50], np.ones((17, 1))], 1)[None].astype(
-                       np.float32))
+    person = Poses(
+        boxes=np.array([[0, 0, 50, 100]], np.float32),
+        scores=np.array([0.9], np.float32),
+        keypoints=np.concatenate([_TEMPLATE * 100 + [25, 50], np.ones((17, 1))], 1)[None].astype(np.float32),
+    )
     tracker = PoseTracker(min_hits=3)
     assert tracker.update(person).tolist() == [-1]
     assert tracker.update(person).tolist() == [-1]
     assert tracker.update(person).tolist() == [0]  # third consecutive hit
-    newcomer = Poses(boxes=np.array([[0, 0, 50, 100], [300, 0, 350, 100]], np.float32),
-                     scores=np.array([0.9, 0.9], np.float32),
-                     keypoints=np.stack([person.keypoints[0], person.keypoints[0] + [300, 0, 0]]))
+    newcomer = Poses(
+        boxes=np.array([[0, 0, 50, 100], [300, 0, 350, 100]], np.float32),
+        scores=np.array([0.9, 0.9], np.float32),
+        keypoints=np.stack([person.keypoints[0], person.keypoints[0] + [300, 0, 0]]),
+    )
     assert tracker.update(newcomer).tolist() == [0, -1]
     assert tracker.update(newcomer).tolist() == [0, -1]
     assert tracker.update(newcomer).tolist() == [0, 1]

@@ -12,19 +12,47 @@ BLUE, RED, MAGENTA = (255, 0, 0), (0, 0, 255), (255, 0, 255)
 
 # The original debugger's coco_hp edge list with its `ec` colours (BGR), in the debugger's own order.
 ORIGINAL_EDGE_COLOURS = {
-    (0, 1): BLUE, (0, 2): RED, (1, 3): BLUE, (2, 4): RED, (3, 5): BLUE, (4, 6): RED, (5, 6): MAGENTA,
-    (5, 7): BLUE, (7, 9): BLUE, (6, 8): RED, (8, 10): RED, (5, 11): BLUE, (6, 12): RED, (11, 12): MAGENTA,
-    (11, 13): BLUE, (13, 15): BLUE, (12, 14): RED, (14, 16): RED,
+    (0, 1): BLUE,
+    (0, 2): RED,
+    (1, 3): BLUE,
+    (2, 4): RED,
+    (3, 5): BLUE,
+    (4, 6): RED,
+    (5, 6): MAGENTA,
+    (5, 7): BLUE,
+    (7, 9): BLUE,
+    (6, 8): RED,
+    (8, 10): RED,
+    (5, 11): BLUE,
+    (6, 12): RED,
+    (11, 12): MAGENTA,
+    (11, 13): BLUE,
+    (13, 15): BLUE,
+    (12, 14): RED,
+    (14, 16): RED,
 }
 
 
 def _person(cx: float = 100.0, cy: float = 100.0) -> np.ndarray:
     """(17, 2) a plausible upright COCO person, about 120 px tall."""
     pts = {
-        "nose": (0, -50), "left_eye": (4, -54), "right_eye": (-4, -54), "left_ear": (9, -52), "right_ear": (-9, -52),
-        "left_shoulder": (18, -35), "right_shoulder": (-18, -35), "left_elbow": (30, -10), "right_elbow": (-30, -10),
-        "left_wrist": (36, 14), "right_wrist": (-36, 14), "left_hip": (12, 10), "right_hip": (-12, 10),
-        "left_knee": (14, 40), "right_knee": (-14, 40), "left_ankle": (15, 68), "right_ankle": (-15, 68),
+        "nose": (0, -50),
+        "left_eye": (4, -54),
+        "right_eye": (-4, -54),
+        "left_ear": (9, -52),
+        "right_ear": (-9, -52),
+        "left_shoulder": (18, -35),
+        "right_shoulder": (-18, -35),
+        "left_elbow": (30, -10),
+        "right_elbow": (-30, -10),
+        "left_wrist": (36, 14),
+        "right_wrist": (-36, 14),
+        "left_hip": (12, 10),
+        "right_hip": (-12, 10),
+        "left_knee": (14, 40),
+        "right_knee": (-14, 40),
+        "left_ankle": (15, 68),
+        "right_ankle": (-15, 68),
     }
     return np.array([pts[n] for n in COCO_PERSON.names], np.float64) + [cx, cy]
 
@@ -97,8 +125,11 @@ def test_joint_threshold_hides_joints_and_their_edges():
 
 
 def test_custom_five_joint_spec():
-    spec = KeypointSpec(names=("head", "left_hand", "right_hand", "left_foot", "right_foot"),
-                        flip_pairs=((1, 2), (3, 4)), skeleton=((0, 1), (0, 2), (1, 3), (3, 4)))
+    spec = KeypointSpec(
+        names=("head", "left_hand", "right_hand", "left_foot", "right_foot"),
+        flip_pairs=((1, 2), (3, 4)),
+        skeleton=((0, 1), (0, 2), (1, 3), (3, 4)),
+    )
     assert joint_colours(spec) == [MAGENTA, BLUE, RED, BLUE, RED]
     assert edge_colours(spec) == [BLUE, RED, BLUE, MAGENTA]
     joints = np.array([[[100, 40], [60, 100], [140, 100], [70, 170], [130, 170]]], np.float64)

@@ -10,8 +10,15 @@ from torchvision.ops import deform_conv2d
 from centerpose.models.dcn import DCN, deform_conv2d_sampling
 
 
-def _case(seed: int, stride: int, dilation: int, groups: int, kernel: tuple[int, int] = (3, 3),
-          padding: tuple[int, int] = (1, 1), dtype: torch.dtype = torch.float32):
+def _case(
+    seed: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+    kernel: tuple[int, int] = (3, 3),
+    padding: tuple[int, int] = (1, 1),
+    dtype: torch.dtype = torch.float32,
+):
     """Random x, offsets of a few pixels (many samples leave the 13×11 image), mask in (0, 1), weight, bias."""
     g = torch.Generator().manual_seed(seed)
     b, c, h, w, c_out = 2, 4 * groups, 13, 11, 5
@@ -27,8 +34,9 @@ def _case(seed: int, stride: int, dilation: int, groups: int, kernel: tuple[int,
     return [t.requires_grad_() for t in (x, offset, weight, bias, mask)]
 
 
-def _sample_positions(offset: torch.Tensor, kernel: tuple[int, int], stride: int, padding: tuple[int, int],
-                      dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_positions(
+    offset: torch.Tensor, kernel: tuple[int, int], stride: int, padding: tuple[int, int], dilation: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Absolute (y, x) of every deformed tap: (B, groups, kh*kw, Ho, Wo) each."""
     b, _, ho, wo = offset.shape
     kh, kw = kernel

@@ -13,8 +13,7 @@ from centerpose.models import DCN, build_model, pose_heads
 from centerpose.models.heads import HM_BIAS
 from centerpose.models.necks import DLAUpNeck, FPNNeck, bilinear_kernel
 
-BACKBONES = ["dla34", "resnet18", "resnet50", "hrnet_w18", "convnext_nano", "mobilenetv3_large_100",
-             "efficientnet_b0"]
+BACKBONES = ["dla34", "resnet18", "resnet50", "hrnet_w18", "convnext_nano", "mobilenetv3_large_100", "efficientnet_b0"]
 
 
 @pytest.fixture(autouse=True)
@@ -178,6 +177,7 @@ def test_dla34_pretrained_file_fills_fc(tmp_path):
 
 # ---- DCN ----
 
+
 def test_fresh_dcn_is_half_conv_plus_bias():
     dcn = DCN(4, 5, 3, stride=1, padding=1)
     with torch.no_grad():
@@ -211,9 +211,9 @@ def _manual_dcn(x, om, weight, bias, stride, pad, groups):
                     ok = (yc >= 0) & (yc < h) & (xc >= 0) & (xc < w)
                     yi, xi = yc.clamp(0, h - 1).long(), xc.clamp(0, w - 1).long()
                     for bi in range(b):
-                        src = x[bi, g * per_group:(g + 1) * per_group][:, yi[bi], xi[bi]]
+                        src = x[bi, g * per_group : (g + 1) * per_group][:, yi[bi], xi[bi]]
                         val[bi] += src * (wy * wx * ok)[bi]
-            cols[:, g * per_group:(g + 1) * per_group, t] = val * m[:, None]
+            cols[:, g * per_group : (g + 1) * per_group, t] = val * m[:, None]
     out = torch.einsum("bckhw,ock->bohw", cols, weight.reshape(cout, cin, k).double())
     return out + bias.double()[None, :, None, None]
 
@@ -230,12 +230,20 @@ def test_dcn_matches_manual_bilinear_reference(stride, groups):
     assert om[:, : 2 * 9 * groups].abs().max() > 0.5  # offsets really move the taps
     ref = _manual_dcn(x, om.detach(), dcn.weight.detach(), dcn.bias.detach(), stride, 1, groups)
     assert torch.allclose(dcn(x).detach(), ref, atol=1e-10)
-    direct = deform_conv2d(x, om[:, : 18 * groups], dcn.weight, dcn.bias, stride=stride, padding=1,
-                           mask=torch.sigmoid(om[:, 18 * groups:]))
+    direct = deform_conv2d(
+        x,
+        om[:, : 18 * groups],
+        dcn.weight,
+        dcn.bias,
+        stride=stride,
+        padding=1,
+        mask=torch.sigmoid(om[:, 18 * groups :]),
+    )
     assert torch.equal(dcn(x), direct)
 
 
 # ---- Hourglass ----
+
 
 def test_hourglass_two_stacks_small_input():
     model = build_model("hourglass").eval()

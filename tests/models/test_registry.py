@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from centerpose.models import build_model
-from centerpose.models.registry import (ARCH_ALIASES, ARCHITECTURES, TIMM, canonical_arch, get_arch,
-                                        original_arch, valid_backbones)
+from centerpose.models.registry import (
+    ARCH_ALIASES,
+    ARCHITECTURES,
+    TIMM,
+    canonical_arch,
+    get_arch,
+    original_arch,
+    valid_backbones,
+)
 
 
 @pytest.mark.parametrize("name", [*ARCHITECTURES, "resnet18"])

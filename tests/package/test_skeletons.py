@@ -15,8 +15,7 @@ from hydra.utils import instantiate
 
 from centerpose.config import compose
 from centerpose.data.synthetic import write_synthetic_coco
-from centerpose.keypoints import (COCO_PERSON, CROWDPOSE, DEFAULT_OKS_SIGMA,
-                                  spec_from_annotations)
+from centerpose.keypoints import COCO_PERSON, CROWDPOSE, DEFAULT_OKS_SIGMA, spec_from_annotations
 
 
 def test_crowdpose_config_is_the_published_skeleton():
@@ -24,10 +23,26 @@ def test_crowdpose_config_is_the_published_skeleton():
     spec = instantiate(cfg.keypoints)
     assert spec == CROWDPOSE and spec.num_joints == 14
     assert spec.names[12:] == ("head", "neck")
-    assert spec.sigmas == (.079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089, .079, .079)
+    assert spec.sigmas == (
+        0.079,
+        0.079,
+        0.072,
+        0.072,
+        0.062,
+        0.062,
+        0.107,
+        0.107,
+        0.087,
+        0.087,
+        0.089,
+        0.089,
+        0.079,
+        0.079,
+    )
     # flip pairs: every left_* joint with its right_* twin; head and neck stay
     assert [(spec.names[a], spec.names[b]) for a, b in spec.flip_pairs] == [
-        (f"left_{n}", f"right_{n}") for n in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
+        (f"left_{n}", f"right_{n}") for n in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    ]
     assert spec.flip_index[12:].tolist() == [12, 13]
 
 
@@ -38,8 +53,9 @@ def test_to_config_round_trips():
 
 @pytest.fixture(scope="module")
 def crowdpose_data(tmp_path_factory) -> Path:
-    return write_synthetic_coco(tmp_path_factory.mktemp("crowdpose"), num_train=4, num_val=3, image_size=(128, 128),
-                                seed=5, keypoints=CROWDPOSE)
+    return write_synthetic_coco(
+        tmp_path_factory.mktemp("crowdpose"), num_train=4, num_val=3, image_size=(128, 128), seed=5, keypoints=CROWDPOSE
+    )
 
 
 def test_synthetic_writer_emits_crowdpose(crowdpose_data):
@@ -63,14 +79,17 @@ def test_keypoints_auto_reads_the_annotation_file(crowdpose_data, caplog):
         spec = instantiate(cfg.keypoints)
     assert spec == CROWDPOSE  # names, skeleton, flip pairs from names, sigmas by name
     assert "OKS sigmas by joint name" in caplog.text
-    given = spec_from_annotations(crowdpose_data / "annotations" / "person_keypoints_val2017.json",
-                                  sigmas=[0.05] * 14)
+    given = spec_from_annotations(crowdpose_data / "annotations" / "person_keypoints_val2017.json", sigmas=[0.05] * 14)
     assert given.sigmas == (0.05,) * 14
 
 
 def test_keypoints_auto_on_an_unknown_skeleton(tmp_path, caplog):
-    category = {"id": 3, "name": "cat", "keypoints": ["nose", "left_paw", "right_paw", "tail"],
-                "skeleton": [[1, 2], [1, 3], [1, 4]]}
+    category = {
+        "id": 3,
+        "name": "cat",
+        "keypoints": ["nose", "left_paw", "right_paw", "tail"],
+        "skeleton": [[1, 2], [1, 3], [1, 4]],
+    }
     path = tmp_path / "cats.json"
     path.write_text(json.dumps({"images": [], "annotations": [], "categories": [category]}))
     with caplog.at_level(logging.INFO, logger="centerpose.keypoints"):
@@ -94,11 +113,24 @@ def test_crowdpose_trains_validates_evaluates_predicts_and_draws(crowdpose_data,
 
     out = tmp_path / "run"
     # keypoints=auto on the CrowdPose-format file: the checkpoint must store the skeleton, not the file path.
-    cfg = compose("train", [
-        "experiment=quickstart", "keypoints=auto", f"data.root={crowdpose_data}", "data.synthetic=null",
-        "data.input_size=128", "data.batch_size=2", "data.num_workers=0", f"paths.output_dir={out}",
-        "logger=none", "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1",
-        "callbacks.rich_progress_bar=null", "trainer.enable_progress_bar=false"])
+    cfg = compose(
+        "train",
+        [
+            "experiment=quickstart",
+            "keypoints=auto",
+            f"data.root={crowdpose_data}",
+            "data.synthetic=null",
+            "data.input_size=128",
+            "data.batch_size=2",
+            "data.num_workers=0",
+            f"paths.output_dir={out}",
+            "logger=none",
+            "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1",
+            "callbacks.rich_progress_bar=null",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
     train(cfg)
     metrics = json.loads((out / "metrics.json").read_text())
     assert "val/AP" in metrics and 0.0 <= metrics["val/AP"] <= 1.0  # pycocotools ran on 14 joints
@@ -113,14 +145,27 @@ def test_crowdpose_trains_validates_evaluates_predicts_and_draws(crowdpose_data,
     assert poses.keypoints.shape == (5, 14, 3)
 
     # evaluate scores with the checkpoint's skeleton even though evaluate's default config is COCO's
-    metrics = evaluate(compose("evaluate", [f"ckpt_path={ckpt}", f"data.root={crowdpose_data}",
-                                            f"paths.output_dir={tmp_path / 'eval'}", "decode.K=10"]))
+    metrics = evaluate(
+        compose(
+            "evaluate",
+            [
+                f"ckpt_path={ckpt}",
+                f"data.root={crowdpose_data}",
+                f"paths.output_dir={tmp_path / 'eval'}",
+                "decode.K=10",
+            ],
+        )
+    )
     assert 0.0 <= metrics["AP"] <= 1.0
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert len(results[0]["keypoints"]) == 3 * 14
 
-    drawn_dir = predict(compose("predict", [f"ckpt_path={ckpt}", f"source={image_path}",
-                                            f"paths.output_dir={tmp_path / 'pred'}", "score_thresh=0.0"]))
+    drawn_dir = predict(
+        compose(
+            "predict",
+            [f"ckpt_path={ckpt}", f"source={image_path}", f"paths.output_dir={tmp_path / 'pred'}", "score_thresh=0.0"],
+        )
+    )
     drawn = cv2.imread(str(drawn_dir / f"{image_path.stem}_pose.jpg"))
     assert drawn is not None and drawn.shape == cv2.imread(str(image_path)).shape
     people = json.loads((drawn_dir / "detections.json").read_text())[image_path.name]
@@ -135,9 +180,18 @@ def test_crowdpose_quickstart_learns(tmp_path):
     from centerpose.train import train
 
     out = tmp_path / "run"
-    cfg = compose("train", ["experiment=quickstart", "keypoints=crowdpose", f"data.root={tmp_path / 'data'}",
-                            f"paths.output_dir={out}", "logger=none", "trainer.enable_progress_bar=false",
-                            "callbacks.rich_progress_bar=null"])
+    cfg = compose(
+        "train",
+        [
+            "experiment=quickstart",
+            "keypoints=crowdpose",
+            f"data.root={tmp_path / 'data'}",
+            f"paths.output_dir={out}",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "callbacks.rich_progress_bar=null",
+        ],
+    )
     train(cfg)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["val/AP"] > 0.0, metrics

@@ -12,9 +12,32 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_speed.py"
 
 def test_bench_speed_prints_three_figures(coco_mini):
     env = {k: v for k, v in os.environ.items() if k != "CENTERNET_REPO"}  # the package's own baselines
-    out = subprocess.run([sys.executable, str(SCRIPT), "--root", str(coco_mini), "--rounds", "1", "--data-limit", "8",
-                          "--decode-batch", "2", "--decode-runs", "1", "--forward-size", "64", "--forward-runs", "1",
-                          "--threads", "1"], capture_output=True, text=True, timeout=180, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--root",
+            str(coco_mini),
+            "--rounds",
+            "1",
+            "--data-limit",
+            "8",
+            "--decode-batch",
+            "2",
+            "--decode-runs",
+            "1",
+            "--forward-size",
+            "64",
+            "--forward-runs",
+            "1",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     assert "CENTERNET_REPO not set" in out.stdout

@@ -8,15 +8,30 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_acceptance.py"
-ROWS = ("train fp32", "train bf16-mixed", "train bf16-mixed + channels_last", "train fp32 + torch.compile",
-        "loader, N workers", "flip test", "ONNX onnxruntime CPU", "ONNX onnxruntime CUDA", "DDP torchrun x1",
-        "ONNX onnxruntime TensorRT")
+ROWS = (
+    "train fp32",
+    "train bf16-mixed",
+    "train bf16-mixed + channels_last",
+    "train fp32 + torch.compile",
+    "loader, N workers",
+    "flip test",
+    "ONNX onnxruntime CPU",
+    "ONNX onnxruntime CUDA",
+    "DDP torchrun x1",
+    "ONNX onnxruntime TensorRT",
+)
 
 
 def test_smoke_mode_prints_every_row_and_exits_zero(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--cpu"], capture_output=True, text=True,
-                          timeout=240, cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--cpu"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env=env,
+    )
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ROWS:
@@ -33,8 +48,13 @@ def test_a_failing_row_is_reported_and_the_exit_code_says_so(tmp_path):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "person_keypoints_train2017.json").write_text("{}")
     (tmp_path / "train2017").mkdir()
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--cpu", "--root", str(tmp_path),
-                           "--rows", "train fp32"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--cpu", "--root", str(tmp_path), "--rows", "train fp32"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| train fp32 "))
     assert "FAILED" in row

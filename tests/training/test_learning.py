@@ -23,6 +23,7 @@ def test_memorises_eight_real_images(recipe, coco_mini, tmp_path):
         sys.path.remove(str(REPO / "scripts"))
     # trained and evaluated on the same 8 images: keypoint AP climbs towards 1 if augmentation, encoding, loss,
     # decoding and evaluation agree
-    ap = bench_learning.main(["--coco-mini", str(coco_mini), "--out", str(tmp_path), "--images", "8",
-                              "--minutes", "20", "--recipe", recipe])
+    ap = bench_learning.main(
+        ["--coco-mini", str(coco_mini), "--out", str(tmp_path), "--images", "8", "--minutes", "20", "--recipe", recipe]
+    )
     assert ap >= MIN_AP[recipe]

@@ -41,16 +41,33 @@ def val_set(synthetic_root) -> CocoPoseDataset:
 
 
 def make_cfg(root: Path, out: Path, *overrides: str):
-    return compose("train", [
-        "experiment=quickstart", f"data.root={root}", "data.synthetic=null", "data.input_size=128",
-        "data.batch_size=2", "data.val_batch_size=3", "+trainer.limit_train_batches=1", "data.num_workers=0",
-        f"paths.output_dir={out}", "logger=csv",
-        "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "callbacks.rich_progress_bar=null",
-        "trainer.enable_progress_bar=false",
-        # a tiny network and no checkpoints keep a CPU epoch short
-        "backbone_name=mobilenetv3_small_050", "model.net.head_conv=32", "callbacks.last_checkpoint=null",
-        "callbacks.best_checkpoint=null", "callbacks.pose_images=null", "+trainer.enable_checkpointing=false",
-        *overrides])
+    return compose(
+        "train",
+        [
+            "experiment=quickstart",
+            f"data.root={root}",
+            "data.synthetic=null",
+            "data.input_size=128",
+            "data.batch_size=2",
+            "data.val_batch_size=3",
+            "+trainer.limit_train_batches=1",
+            "data.num_workers=0",
+            f"paths.output_dir={out}",
+            "logger=csv",
+            "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1",
+            "callbacks.rich_progress_bar=null",
+            "trainer.enable_progress_bar=false",
+            # a tiny network and no checkpoints keep a CPU epoch short
+            "backbone_name=mobilenetv3_small_050",
+            "model.net.head_conv=32",
+            "callbacks.last_checkpoint=null",
+            "callbacks.best_checkpoint=null",
+            "callbacks.pose_images=null",
+            "+trainer.enable_checkpointing=false",
+            *overrides,
+        ],
+    )
 
 
 class OnePersonNet(nn.Module):
@@ -72,12 +89,20 @@ class OnePersonNet(nn.Module):
         hps = self.offsets.reshape(1, 2 * j, 1, 1).expand(b, 2 * j, h, w).clone()
         zeros2 = torch.zeros(b, 2, h, w)
         # hm_hp far below the snapping threshold: the regressed joints are kept, with a low joint score.
-        return [{"hm": hm, "wh": wh, "hps": hps, "reg": zeros2, "hm_hp": torch.full((b, j, h, w), -10.0),
-                 "hp_offset": zeros2}]
+        return [
+            {
+                "hm": hm,
+                "wh": wh,
+                "hps": hps,
+                "reg": zeros2,
+                "hm_hp": torch.full((b, j, h, w), -10.0),
+                "hp_offset": zeros2,
+            }
+        ]
 
 
 def halves(image: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    return image[TITLE_ROWS:, :width].astype(np.float64), image[TITLE_ROWS:, width + GAP:].astype(np.float64)
+    return image[TITLE_ROWS:, :width].astype(np.float64), image[TITLE_ROWS:, width + GAP :].astype(np.float64)
 
 
 def test_is_due_logs_first_validation_then_once_per_window():
@@ -122,12 +147,13 @@ def test_predict_samples_maps_detections_to_image_pixels(val_set):
         to_img = lambda x, y: ((x - 16) * ratio + s.c[0], (y - 16) * ratio + s.c[1])  # noqa: E731
         top = r[0]
         assert top[4] == pytest.approx(torch.sigmoid(torch.tensor(10.0)).item(), rel=1e-5)
-        np.testing.assert_allclose(top[:4], [*to_img(cx - bw / 2, cy - bh / 2), *to_img(cx + bw / 2, cy + bh / 2)],
-                                   atol=1e-3)
-        joints = top[5:5 + 2 * j].reshape(j, 2)
+        np.testing.assert_allclose(
+            top[:4], [*to_img(cx - bw / 2, cy - bh / 2), *to_img(cx + bw / 2, cy + bh / 2)], atol=1e-3
+        )
+        joints = top[5 : 5 + 2 * j].reshape(j, 2)
         expected = np.array([to_img(cx + dx, cy + dy) for dx, dy in net.offsets.numpy()])
         np.testing.assert_allclose(joints, expected, atol=1e-3)
-        np.testing.assert_allclose(top[5 + 2 * j:], torch.sigmoid(torch.tensor(-10.0)).item(), rtol=1e-3)
+        np.testing.assert_allclose(top[5 + 2 * j :], torch.sigmoid(torch.tensor(-10.0)).item(), rtol=1e-3)
         assert (r[1:, 4] < 1e-3).all()
 
 
@@ -217,9 +243,17 @@ class RecordingWandb(WandbLogger):
 
 def test_hook_sends_rgb_images_to_wandb_and_bgr_files_to_disk(val_set, tmp_path):
     wandb, csv = RecordingWandb(), CSVLogger(tmp_path)
-    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, current_epoch=4, global_step=40,
-                              datamodule=SimpleNamespace(val_set=val_set), precision_plugin=Precision(),
-                              loggers=[csv, wandb], log_dir=str(tmp_path), default_root_dir=str(tmp_path))
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        is_global_zero=True,
+        current_epoch=4,
+        global_step=40,
+        datamodule=SimpleNamespace(val_set=val_set),
+        precision_plugin=Precision(),
+        loggers=[csv, wandb],
+        log_dir=str(tmp_path),
+        default_root_dir=str(tmp_path),
+    )
     module = OnePersonModule().train()
     callback = PoseImageLogger(num_images=2, every_n_epochs=5, kpt_thresh=0.0)
     callback.setup(trainer, module, "fit")

@@ -36,18 +36,43 @@ def data_root(tmp_path) -> Path:
 
 
 def tiny_cfg(root: Path, out: Path, *overrides: str):
-    return compose("train", [
-        "experiment=quickstart", f"data.root={root}", "data.synthetic=null", "data.input_size=64",
-        "data.batch_size=2", "data.val_batch_size=2", "data.num_workers=0", f"paths.output_dir={out}",
-        "logger=csv", "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "trainer.enable_progress_bar=false",
-        "callbacks.rich_progress_bar=null", "callbacks.pose_images=null", *overrides])
+    return compose(
+        "train",
+        [
+            "experiment=quickstart",
+            f"data.root={root}",
+            "data.synthetic=null",
+            "data.input_size=64",
+            "data.batch_size=2",
+            "data.val_batch_size=2",
+            "data.num_workers=0",
+            f"paths.output_dir={out}",
+            "logger=csv",
+            "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1",
+            "trainer.enable_progress_bar=false",
+            "callbacks.rich_progress_bar=null",
+            "callbacks.pose_images=null",
+            *overrides,
+        ],
+    )
 
 
 def resume_ckpt(path: Path, epoch: int = 0, **extra) -> Path:
     """A minimal file with everything a resume needs (what resolve_ckpt_path looks for)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {"w": torch.ones(2)}, "optimizer_states": [], "lr_schedulers": [], "loops": {},
-                "epoch": epoch, "global_step": 4 * (epoch + 1), **extra}, path)
+    torch.save(
+        {
+            "state_dict": {"w": torch.ones(2)},
+            "optimizer_states": [],
+            "lr_schedulers": [],
+            "loops": {},
+            "epoch": epoch,
+            "global_step": 4 * (epoch + 1),
+            **extra,
+        },
+        path,
+    )
     return path
 
 
@@ -166,9 +191,14 @@ def test_unwritable_checkpoint_folder_stops_before_training(data_root, tmp_path)
 def test_cli_exit_codes_for_unwritable_run_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = subprocess.run([sys.executable, "-m", "centerpose.train", f"hydra.run.dir={blocker}/run"],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "centerpose.train", f"hydra.run.dir={blocker}/run"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "cannot create the run folder" in proc.stderr.strip().splitlines()[-1]
@@ -238,8 +268,11 @@ def test_exploding_loss_stops(data_root, tmp_path):
     from centerpose.training.guards import DivergenceError, DivergenceGuard
 
     guard = DivergenceGuard(explode_factor=100)
-    trainer = type("T", (), {"global_step": 5, "current_epoch": 0, "optimizers": [],
-                             "fit_loop": type("F", (), {"epoch_loop": None})})
+    trainer = type(
+        "T",
+        (),
+        {"global_step": 5, "current_epoch": 0, "optimizers": [], "fit_loop": type("F", (), {"epoch_loop": None})},
+    )
     guard._where = lambda t: "step 5"  # the loop counters are not what is tested here
     guard.on_before_backward(trainer, None, torch.tensor(10.0))
     guard.on_before_backward(trainer, None, torch.tensor(900.0))
@@ -262,15 +295,27 @@ def corrupt(root: Path, split: str, index: int, how: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how,reason", [("random", "cannot decode"), ("truncated", "truncated JPEG"),
-                                        ("missing", "file not found"), ("empty", "empty file")])
+@pytest.mark.parametrize(
+    "how,reason",
+    [
+        ("random", "cannot decode"),
+        ("truncated", "truncated JPEG"),
+        ("missing", "file not found"),
+        ("empty", "empty file"),
+    ],
+)
 def test_unreadable_image_is_replaced_and_reported(data_root, how, reason):
     from centerpose.data.coco import CocoPoseDataset
     from centerpose.data.image_io import BadImageError
 
     path = corrupt(data_root, "train", 1, how)
-    ds = CocoPoseDataset(data_root / "train2017", data_root / "annotations" / "person_keypoints_train2017.json",
-                         train=True, augment=False, input_size=64)
+    ds = CocoPoseDataset(
+        data_root / "train2017",
+        data_root / "annotations" / "person_keypoints_train2017.json",
+        train=True,
+        augment=False,
+        input_size=64,
+    )
     bad_index = next(i for i in range(len(ds)) if ds.image_path(i) == path)
     with pytest.raises(BadImageError, match=reason):  # the dataset's default: fail fast
         ds[bad_index]
@@ -351,14 +396,26 @@ def test_empty_dataset_says_so_in_one_line(data_root):
 
 def test_check_data_cli_scans_and_exits_1_on_a_truncated_image(data_root, tmp_path):
     path = corrupt(data_root, "val", 0, "truncated")
-    proc = subprocess.run([sys.executable, "-m", "centerpose.check_data", f"data.root={data_root}",
-                           "scan=true", f"hydra.run.dir={tmp_path / 'check'}"], capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "centerpose.check_data",
+            f"data.root={data_root}",
+            "scan=true",
+            f"hydra.run.dir={tmp_path / 'check'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     report = json.loads((tmp_path / "check" / "check_data.json").read_text())
     problems = [p for r in report for p in r["problems"]]
     assert [(p["file"], p["message"]) for p in problems] == [
-        (str(path), "truncated JPEG (no end-of-image marker; an interrupted copy or download?)")]
+        (str(path), "truncated JPEG (no end-of-image marker; an interrupted copy or download?)")
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- mismatches
@@ -375,8 +432,12 @@ def test_wrong_typed_config_values_fail_at_start_naming_the_key(data_root, tmp_p
 def test_every_shipped_config_passes_the_type_check():
     from centerpose.config_check import type_errors
 
-    for overrides in ([], ["experiment=quickstart"], ["experiment=multi_pose_hg_3x", "gpus=8"],
-                      ["experiment=multi_pose_resnet50", "cluster=slurm", "logger=wandb"]):
+    for overrides in (
+        [],
+        ["experiment=quickstart"],
+        ["experiment=multi_pose_hg_3x", "gpus=8"],
+        ["experiment=multi_pose_resnet50", "cluster=slurm", "logger=wandb"],
+    ):
         assert type_errors(compose("train", [*overrides, "paths.output_dir=/tmp/x"])) == [], overrides
 
 

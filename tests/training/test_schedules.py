@@ -64,8 +64,9 @@ def test_needs_a_length_and_a_valid_duration():
 def test_schedule_groups_build_their_schedulers():
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     step = compose("train", ["backbone=dla", "schedule=1x"])
-    assert isinstance(hydra.utils.instantiate(step.model.scheduler)(optimizer=opt),
-                      torch.optim.lr_scheduler.MultiStepLR)
+    assert isinstance(
+        hydra.utils.instantiate(step.model.scheduler)(optimizer=opt), torch.optim.lr_scheduler.MultiStepLR
+    )
     cosine = compose("train", ["schedule=cosine", "trainer.max_time=00:00:05:00"])
     sched = hydra.utils.instantiate(cosine.model.scheduler)(optimizer=opt)
     assert isinstance(sched, WarmupCosineLR) and sched.interval == "step" and sched.budget_s == 300.0

@@ -25,8 +25,10 @@ def synthetic_root(tmp_path_factory) -> Path:
 def test_plot_curves_draws_losses_and_ap(tmp_path):
     history = RunHistory()
     history.train = {e: {"loss": 10.0 / (e + 1), "hm_loss": 3.0 / (e + 1), "images_per_s": 5.0} for e in range(6)}
-    history.val = {2: {"loss": 4.0, "AP": 0.1, "AP50": 0.3, "bbox_AP": 0.2},
-                   5: {"loss": 2.0, "AP": 0.4, "AP50": 0.7, "bbox_AP": 0.5}}
+    history.val = {
+        2: {"loss": 4.0, "AP": 0.1, "AP50": 0.3, "bbox_AP": 0.2},
+        5: {"loss": 2.0, "AP": 0.4, "AP50": 0.7, "bbox_AP": 0.5},
+    }
     png = plot_curves(history, tmp_path / "curves.png", title="test")
     image = cv2.imread(str(png))
     assert image is not None and image.shape[0] > 100 and image.std() > 5  # a drawn figure, not a blank
@@ -36,11 +38,23 @@ def test_plot_curves_draws_losses_and_ap(tmp_path):
 def test_train_ends_with_validated_final_weights_and_a_summary(synthetic_root, tmp_path, capsys):
     # Two epochs, validation due only every 5: the final weights are validated after the fit. The rich progress
     # bar stays in the callbacks: enable_progress_bar=false must not fail on it.
-    cfg = compose("train", [
-        "experiment=quickstart", f"data.root={synthetic_root}", "data.synthetic=null", "data.input_size=64",
-        "data.batch_size=2", "data.num_workers=0", "data.persistent_workers=false", f"paths.output_dir={tmp_path}",
-        "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=5", "trainer.enable_progress_bar=false",
-        "callbacks.pose_images.every_n_epochs=1"])
+    cfg = compose(
+        "train",
+        [
+            "experiment=quickstart",
+            f"data.root={synthetic_root}",
+            "data.synthetic=null",
+            "data.input_size=64",
+            "data.batch_size=2",
+            "data.num_workers=0",
+            "data.persistent_workers=false",
+            f"paths.output_dir={tmp_path}",
+            "trainer.max_epochs=2",
+            "trainer.check_val_every_n_epoch=5",
+            "trainer.enable_progress_bar=false",
+            "callbacks.pose_images.every_n_epochs=1",
+        ],
+    )
     value = train(cfg)
     out = capsys.readouterr().out
     assert value is not None and 0.0 <= value <= 1.0
@@ -50,8 +64,14 @@ def test_train_ends_with_validated_final_weights_and_a_summary(synthetic_root, t
     assert sorted(history["train"]) == ["0", "1"] and list(history["val"]) == ["1"]
     assert history["val"]["1"]["AP"] == pytest.approx(metrics["val/AP"])
     assert (tmp_path / "curves.png").is_file()
-    for text in ("kp AP", "box AP", "images/s", "checkpoints:", "python -m centerpose.evaluate model=",
-                 "python -m centerpose.predict model="):
+    for text in (
+        "kp AP",
+        "box AP",
+        "images/s",
+        "checkpoints:",
+        "python -m centerpose.evaluate model=",
+        "python -m centerpose.predict model=",
+    ):
         assert text in out, text
     # the printed commands decode as validation did (the quickstart's weighted snap and rescoring)
     evaluate_line = next(line for line in out.splitlines() if "centerpose.evaluate" in line)

@@ -37,11 +37,11 @@ def wandb_records(run_dir: Path) -> list:
     block, pos, chunks, records = 32768, 7, b"", []
     while pos + 7 <= len(data):
         left = block - pos % block
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         if left < 7 or (length == 0 and kind == 0):  # block trailer / padding
             pos += left
             continue
-        chunks += data[pos + 7:pos + 7 + length]
+        chunks += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # FULL or LAST chunk: a record is complete
             record = wandb_internal_pb2.Record()
@@ -55,9 +55,19 @@ def test_optuna_sweep_returns_metric_and_groups_wandb_runs(data_root, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     # val/loss (minimised) rather than the default val/AP: after one epoch every trial's AP is 0, and the test
     # must see the value each trial returned.
-    run_cli(tmp_path, *TINY, f"data.root={data_root}", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-            "hydra.sweeper.sampler.n_startup_trials=2", "hydra.sweep.dir=sweep", "optimized_metric=val/loss",
-            "hydra.sweeper.direction=minimize", "logger=wandb", "trainer.accelerator=cpu")
+    run_cli(
+        tmp_path,
+        *TINY,
+        f"data.root={data_root}",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "hydra.sweep.dir=sweep",
+        "optimized_metric=val/loss",
+        "hydra.sweeper.direction=minimize",
+        "logger=wandb",
+        "trainer.accelerator=cpu",
+    )
     sweep = tmp_path / "sweep"
     trials = [json.loads((sweep / str(i) / "metrics.json").read_text())["val/loss"] for i in range(2)]
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -79,15 +89,35 @@ def test_optuna_sweep_returns_metric_and_groups_wandb_runs(data_root, tmp_path):
                 keys |= {item.key or "/".join(item.nested_key) for item in record.history.item}
     assert groups == {"quickstart/sweep"}, groups  # one group: <task_name>/<sweep folder>
     assert len(names) == 2 and all("model.lr=" in n for n in names), names
-    for key in ("model", "data", "run", "lr", "global_batch_size", "world_size", "train/loss_epoch", "val/loss",
-                "val/AP", "lr-Adam", "perf/train_images_per_s", "perf/val_images_per_s"):
+    for key in (
+        "model",
+        "data",
+        "run",
+        "lr",
+        "global_batch_size",
+        "world_size",
+        "train/loss_epoch",
+        "val/loss",
+        "val/AP",
+        "lr-Adam",
+        "perf/train_images_per_s",
+        "perf/val_images_per_s",
+    ):
         assert key in keys, key
 
 
 @pytest.mark.slow  # the Optuna test covers multirun; this adds the basic launcher (~30 s)
 def test_basic_multirun_grid_one_folder_per_job(data_root, tmp_path):
-    run_cli(tmp_path, *TINY, f"data.root={data_root}", "--multirun", "model.lr=0.001,0.002",
-            "hydra.sweep.dir=grid", "logger=none", "trainer.accelerator=cpu")
+    run_cli(
+        tmp_path,
+        *TINY,
+        f"data.root={data_root}",
+        "--multirun",
+        "model.lr=0.001,0.002",
+        "hydra.sweep.dir=grid",
+        "logger=none",
+        "trainer.accelerator=cpu",
+    )
     grid = tmp_path / "grid"
     assert sorted(p.name for p in grid.iterdir() if p.is_dir()) == ["0", "1"]
     lrs = [json.loads((grid / j / "run_info.json").read_text())["overrides"] for j in "01"]
@@ -99,8 +129,18 @@ def test_basic_multirun_grid_one_folder_per_job(data_root, tmp_path):
 @pytest.mark.slow
 def test_multirun_of_ddp_jobs(data_root, tmp_path):
     """Each job of a local sweep launches its own 2 DDP processes in its own folder."""
-    run_cli(tmp_path, *TINY, f"data.root={data_root}", "--multirun", "model.lr=1e-3,2e-3", "hydra.sweep.dir=ddp",
-            "logger=csv", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp")
+    run_cli(
+        tmp_path,
+        *TINY,
+        f"data.root={data_root}",
+        "--multirun",
+        "model.lr=1e-3,2e-3",
+        "hydra.sweep.dir=ddp",
+        "logger=csv",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+    )
     for job in "01":
         folder = tmp_path / "ddp" / job
         assert "world_size: 2" in (folder / "csv" / "hparams.yaml").read_text()
@@ -123,9 +163,23 @@ def test_slurm_launcher_and_cluster_configs_compose_without_submitit():
 
 def test_cfg_job_prints_slurm_sweep_without_running(tmp_path):
     # The CLI path (`--cfg`), also where hydra-submitit-launcher is not installed.
-    out = subprocess.run([sys.executable, "-m", "centerpose.train", "--cfg", "hydra", "hydra/launcher=slurm",
-                          "cluster=slurm", "gpus=8", "experiment=multi_pose_dla_1x"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "centerpose.train",
+            "--cfg",
+            "hydra",
+            "hydra/launcher=slurm",
+            "cluster=slurm",
+            "gpus=8",
+            "experiment=multi_pose_dla_1x",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     hydra_cfg = yaml.safe_load(out.stdout)["hydra"]
     assert hydra_cfg["launcher"]["tasks_per_node"] == "${trainer.devices}"

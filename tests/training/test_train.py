@@ -23,18 +23,32 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 def make_cfg(root: Path, out: Path, *overrides: str):
-    return compose("train", [
-        "experiment=quickstart", f"data.root={root}", "data.synthetic=null", "data.input_size=128",
-        "data.batch_size=2", "data.val_batch_size=2", "data.num_workers=0", f"paths.output_dir={out}",
-        "logger=none", *overrides])
+    return compose(
+        "train",
+        [
+            "experiment=quickstart",
+            f"data.root={root}",
+            "data.synthetic=null",
+            "data.input_size=128",
+            "data.batch_size=2",
+            "data.val_batch_size=2",
+            "data.num_workers=0",
+            f"paths.output_dir={out}",
+            "logger=none",
+            *overrides,
+        ],
+    )
 
 
-@pytest.mark.parametrize("backbone", ["backbone=dla", "backbone=resnet50", "backbone=hourglass",
-                                      "backbone=timm backbone_name=mobilenetv3_large_100"])
+@pytest.mark.parametrize(
+    "backbone",
+    ["backbone=dla", "backbone=resnet50", "backbone=hourglass", "backbone=timm backbone_name=mobilenetv3_large_100"],
+)
 def test_fast_dev_run_per_backbone(synthetic_root, tmp_path, backbone):
     # each architecture's own neck (the quickstart's FPN is for its RegNetX)
-    cfg = make_cfg(synthetic_root, tmp_path, *backbone.split(), "model.net.neck=null", "callbacks=none",
-                   "+trainer.fast_dev_run=1")
+    cfg = make_cfg(
+        synthetic_root, tmp_path, *backbone.split(), "model.net.neck=null", "callbacks=none", "+trainer.fast_dev_run=1"
+    )
     datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule=datamodule)
     logged = trainer.callback_metrics
@@ -45,8 +59,14 @@ def test_fast_dev_run_per_backbone(synthetic_root, tmp_path, backbone):
 
 
 def test_resume_from_last_continues_epoch_and_lr(synthetic_root, tmp_path):
-    common = ("schedule=1x", "model.lr=0.01", "schedule.milestones=[1]", "trainer.check_val_every_n_epoch=1",
-              "trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null")
+    common = (
+        "schedule=1x",
+        "model.lr=0.01",
+        "schedule.milestones=[1]",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.enable_progress_bar=false",
+        "callbacks.rich_progress_bar=null",
+    )
     first = make_cfg(synthetic_root, tmp_path / "a", "trainer.max_epochs=2", *common)
     train(first)
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
@@ -72,8 +92,14 @@ def test_resume_from_last_continues_epoch_and_lr(synthetic_root, tmp_path):
 
 
 def test_csv_logs_checkpoints_and_run_record(synthetic_root, tmp_path):
-    cfg = make_cfg(synthetic_root, tmp_path, "logger=csv", "trainer.max_epochs=1",
-                   "trainer.check_val_every_n_epoch=1", "callbacks.rich_progress_bar=null")
+    cfg = make_cfg(
+        synthetic_root,
+        tmp_path,
+        "logger=csv",
+        "trainer.max_epochs=1",
+        "trainer.check_val_every_n_epoch=1",
+        "callbacks.rich_progress_bar=null",
+    )
     value = train(cfg)
     assert value is not None and 0.0 <= value <= 1.0  # val/AP, the optimised metric
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
@@ -88,8 +114,15 @@ def test_csv_logs_checkpoints_and_run_record(synthetic_root, tmp_path):
 def test_wandb_offline_writes_run_files(synthetic_root, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    cfg = make_cfg(synthetic_root, tmp_path, "logger=wandb", "logger.wandb.group=sweep-a",
-                   "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "callbacks.rich_progress_bar=null")
+    cfg = make_cfg(
+        synthetic_root,
+        tmp_path,
+        "logger=wandb",
+        "logger.wandb.group=sweep-a",
+        "trainer.max_epochs=1",
+        "trainer.check_val_every_n_epoch=1",
+        "callbacks.rich_progress_bar=null",
+    )
     train(cfg)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1

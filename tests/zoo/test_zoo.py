@@ -28,8 +28,19 @@ from centerpose.checkpoints.original import to_original_state_dict
 from centerpose.errors import RunError
 from centerpose.inference.predictor import Predictor
 from centerpose.models import build_model
-from centerpose.zoo import (MODELS, DownloadError, NoPublishedWeightsError, UnknownModelError, WrongTaskError,
-                            ZooFileError, ZooModel, cache, download, main, resolve_weights)
+from centerpose.zoo import (
+    MODELS,
+    DownloadError,
+    NoPublishedWeightsError,
+    UnknownModelError,
+    WrongTaskError,
+    ZooFileError,
+    ZooModel,
+    cache,
+    download,
+    main,
+    resolve_weights,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 POSE = "multi_pose_dla_3x"
@@ -164,8 +175,7 @@ def test_name_resolves_to_converted_checkpoint_and_predicts(resolved, pose_file,
     folder = home / "zoo"
     entry = MODELS[POSE]
     assert path == folder / f"{POSE}.ckpt" and hits == 1
-    assert _files(folder) == sorted([entry.file_name, entry.file_name + ".sha256", path.name,
-                                     path.name + ".sha256"])
+    assert _files(folder) == sorted([entry.file_name, entry.file_name + ".sha256", path.name, path.name + ".sha256"])
     for f in (path, folder / entry.file_name):  # sha256sum format, and it matches
         digest, name = (folder / f"{f.name}.sha256").read_text().split()
         assert name == f.name and digest == cache.sha256_of(f)
@@ -186,18 +196,38 @@ def test_predict_cli_runs_the_resolved_checkpoint(resolved, mirror, tmp_path):
     # the file the name resolves to, in the environment the name would resolve in.
     home, path, _ = resolved
     image = _image(tmp_path / "one.jpg")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "CENTERPOSE_HOME": str(home),
-           "CENTERPOSE_ZOO_URL": mirror.url}
-    run = subprocess.run([sys.executable, "-m", "centerpose.predict", f"ckpt_path={path}", f"source={image}",
-                          f"hydra.run.dir={tmp_path / 'run'}", "device=cpu"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CUDA_VISIBLE_DEVICES": "",
+        "CENTERPOSE_HOME": str(home),
+        "CENTERPOSE_ZOO_URL": mirror.url,
+    }
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "centerpose.predict",
+            f"ckpt_path={path}",
+            f"source={image}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "device=cpu",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     detections = json.loads((tmp_path / "run" / "detections.json").read_text())
     assert detections
 
 
-def test_corrupt_cached_checkpoint_is_rebuilt_and_original_refetched(resolved, pose_file, mirror, monkeypatch,
-                                                                       tmp_path, caplog):
+def test_corrupt_cached_checkpoint_is_rebuilt_and_original_refetched(
+    resolved, pose_file, mirror, monkeypatch, tmp_path, caplog
+):
     mirror.files[MODELS[POSE].file_name] = pose_file[0]
     home = tmp_path / "home"
     shutil.copytree(resolved[0], home)
@@ -281,8 +311,11 @@ def test_corrupt_file_is_refused_and_removed(zoo_env, mirror):
 
 def test_wrong_architecture_is_refused_and_removed(zoo_env, mirror):
     # an hourglass-keyed file under a DLA-34 name
-    state = {"pre.0.conv.weight": torch.randn(128, 3, 7, 7), "kps.0.up1.0.conv1.weight": torch.randn(4, 4, 3, 3),
-             "hps.0.0.weight": torch.randn(256, 256, 3, 3)}
+    state = {
+        "pre.0.conv.weight": torch.randn(128, 3, 7, 7),
+        "kps.0.up1.0.conv1.weight": torch.randn(4, 4, 3, 3),
+        "hps.0.0.weight": torch.randn(256, 256, 3, 3),
+    }
     buf = io.BytesIO()
     torch.save({"epoch": 1, "state_dict": state}, buf)
     entry = MODELS["multi_pose_dla_1x"]

@@ -191,10 +191,9 @@ def test_name_resolves_to_converted_checkpoint_and_predicts(resolved, pose_file,
     assert len(poses) == 5 and poses.keypoints.shape[1:] == (17, 3)
 
 
-def test_predict_cli_runs_the_resolved_checkpoint(resolved, mirror, tmp_path):
-    # `model=<zoo name>` is the predict config key's job (it calls resolve_weights); until it lands this runs
-    # the file the name resolves to, in the environment the name would resolve in.
-    home, path, _ = resolved
+def test_predict_cli_runs_a_zoo_name(resolved, mirror, tmp_path):
+    """`centerpose predict model=<zoo name>` end to end: the name resolves through the mirror's cache."""
+    home, _, _ = resolved
     image = _image(tmp_path / "one.jpg")
     env = {
         **os.environ,
@@ -207,8 +206,9 @@ def test_predict_cli_runs_the_resolved_checkpoint(resolved, mirror, tmp_path):
         [
             sys.executable,
             "-m",
-            "centerpose.predict",
-            f"ckpt_path={path}",
+            "centerpose",
+            "predict",
+            f"model={POSE}",
             f"source={image}",
             f"hydra.run.dir={tmp_path / 'run'}",
             "device=cpu",
